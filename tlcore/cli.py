@@ -1,0 +1,383 @@
+"""The ``tl`` command line. User errors print one line and exit non-zero; ``--debug`` shows tracebacks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import tlcore
+from tlcore.errors import TlcoreError
+
+EXAMPLES = """\
+examples:
+  tl train --preset feature-extraction --data ../shared/datasets/beans --output runs/beans-fe
+  tl train --preset fine-tuning --data ./my_images --output runs/ft --set epochs=5 --set backbone=resnet50
+  tl evaluate runs/ft --data ./other_hospital
+  tl predict runs/ft leaf1.jpg leaf2.jpg
+  tl list presets            tl list backbones lite        tl plugins
+
+data layouts: <root>/<split>/<class>/<image> (splits train, val, test; a missing val/test is carved out
+of train with a fixed seed), <root>/<class>/<image>, a CSV manifest, or a name from `tl list datasets`.
+"""
+
+
+def _host() -> Any:
+    from tlcore.plugins import get_host
+
+    return get_host()
+
+
+def _warn_failed_plugins(host: Any) -> None:
+    for info in host.failures():
+        print(f"warning: plugin {info.name!r} failed and was skipped: {info.error}", file=sys.stderr)
+
+
+# -- plugins / list -----------------------------------------------------------------------------
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    host = _host()
+    for _ in host.registries().values():
+        pass  # building every registry runs every hook, so hook failures show up too
+    infos = [i.as_dict() for i in host.plugins() if args.all or not i.default]
+    if args.json:
+        print(json.dumps(infos, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("plugin", "version", "status", "hooks", "error")
+    for i in infos:
+        status = {"loaded": "[green]loaded", "failed": "[red]failed", "disabled": "[yellow]disabled"}[i["status"]]
+        table.add_row(i["name"], i["version"] or "", status, ", ".join(i["hooks"]), i["error"] or "")
+    Console().print(table)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    host = _host()
+    kind = args.kind
+    if kind == "backbones" and args.all:
+        import timm
+
+        names = timm.list_models(args.pattern or "*", pretrained=False)
+        rows = [{"name": n, "description": "timm model (hub weights)", "plugin": "timm"} for n in names]
+    else:
+        registry = host.registries()[kind]
+        rows = [
+            {"name": e.name, "description": _describe(e.item), "plugin": e.plugin}
+            for e in registry.matching(args.pattern)
+        ]
+    _warn_failed_plugins(host)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "description", "plugin", title=f"{kind} ({len(rows)})")
+    for r in rows:
+        table.add_row(r["name"], r["description"], r["plugin"])
+    Console().print(table)
+    return 0
+
+
+def _describe(item: Any) -> str:
+    return str(getattr(item, "description", None) or getattr(item, "title", ""))
+
+
+# -- train / evaluate / predict / extract --------------------------------------------------------
+
+
+def _config(host: Any, preset: str | None, overrides: Sequence[str], base: dict[str, Any] | None = None) -> Any:
+    from tlcore.config import build_config, parse_overrides, preset_settings
+
+    settings = dict(base or {})
+    if preset:
+        settings.update(preset_settings(host.presets, preset))
+    return build_config(settings, parse_overrides(overrides), f"preset {preset}" if preset else "config")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import yaml
+
+    from tlcore.train.run import RUN_CONFIG, run_training
+
+    host = _host()
+    _warn_failed_plugins(host)
+    if args.resume:
+        run_dir = Path(args.resume)
+        saved_path = run_dir / RUN_CONFIG
+        if not saved_path.exists():
+            raise TlcoreError(f"{run_dir} has no {RUN_CONFIG}: nothing to resume", "pass the --output of a run")
+        saved = yaml.safe_load(saved_path.read_text())
+        config = _config(host, None, args.set or [], base=saved["config"])
+        data, preset = args.data or saved["data"], saved.get("preset")
+    else:
+        if not args.preset or not args.data:
+            raise TlcoreError("tl train needs --preset and --data (or --resume RUN_DIR)", "see tl train --help")
+        config = _config(host, args.preset, args.set or [])
+        data, preset = args.data, args.preset
+        run_dir = Path(args.output or f"runs/{Path(str(data)).name}-{preset.replace('/', '-')}")
+    if args.quiet:
+        config.progress = False
+    report = run_training(host, config, data, run_dir, preset, resume=bool(args.resume))
+    _print_summary(report, run_dir)
+    return 0
+
+
+def _print_summary(report: dict[str, Any], run_dir: Path) -> None:
+    test, val = report["test"], report["val"]
+    auc = f", auc {test['auc']:.3f}" if test.get("auc") is not None else ""
+    print(
+        f"val accuracy {val['accuracy']:.3f} | test accuracy {test['accuracy']:.3f}, "
+        f"balanced {test['balanced_accuracy']:.3f}, macro-F1 {test['macro_f1']:.3f}{auc} "
+        f"| {report['timing']['total_s']:.0f} s | weights: {report['model']['weights']['origin']}"
+    )
+    print(f"run written to {run_dir} (report.json, model.safetensors, metrics)")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+    import yaml
+
+    from tlcore.data.prepare import prepare_data
+    from tlcore.metrics.classification import classification_metrics
+    from tlcore.train.run import RUN_CONFIG
+
+    host = _host()
+    run_dir = Path(args.run_dir)
+    model, meta = _load(host, run_dir)
+    saved = yaml.safe_load((run_dir / RUN_CONFIG).read_text()) if (run_dir / RUN_CONFIG).exists() else {}
+    config = _config(host, None, args.set or [], base=saved.get("config", {}))
+    data = args.data or saved.get("data")
+    if not data:
+        raise TlcoreError("no --data given and the run does not record its data", "pass --data DIR")
+    prepared = prepare_data(host, data, config, classes=meta.classes)
+    if args.split not in prepared.dataset.splits:
+        raise TlcoreError(f"{data} has no {args.split!r} split", f"splits: {', '.join(prepared.dataset.splits)}")
+    records = prepared.dataset.splits[args.split]
+    proba = _predict(model, meta, [r.path for r in records], prepared.dataset.reader, config)
+    metrics = classification_metrics(np.array([r.target for r in records]), proba, meta.classes)
+    out = {"run": str(run_dir), "data": prepared.summary(), "split": args.split, "metrics": metrics}
+    (run_dir / f"evaluation-{args.split}.json").write_text(json.dumps(out, indent=2))
+    print(json.dumps({k: metrics[k] for k in ("n", "accuracy", "balanced_accuracy", "macro_f1", "auc")}))
+    return 0
+
+
+def _load(host: Any, run_dir: Path) -> tuple[Any, Any]:
+    from tlcore.models.transfer import load_model
+
+    return load_model(host, run_dir)
+
+
+def _predict(model: Any, meta: Any, paths: list[str], reader: Any, config: Any) -> Any:
+    import numpy as np
+    import torch
+    from torch.utils.data import DataLoader
+
+    from tlcore.data.dataset import ImageDataset
+    from tlcore.data.transforms import eval_transform
+    from tlcore.specs import AugmentationContext, Record
+
+    pre = meta.preprocess()
+    transform = eval_transform(
+        AugmentationContext(pre.input_size, False, pre.interpolation, pre.crop_pct, meta.in_chans)
+    )
+    ds = ImageDataset([Record(p, 0) for p in paths], reader, transform, pre.mean, pre.std)
+    out = []
+    with torch.inference_mode():
+        for x, _ in DataLoader(ds, batch_size=64):
+            out.append(torch.softmax(model(x), dim=1).numpy())
+    return np.concatenate(out)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from tlcore.specs import read_rgb
+
+    host = _host()
+    run_dir = Path(args.run_dir)
+    model, meta = _load(host, run_dir)
+    missing = [p for p in args.images if not Path(p).is_file()]
+    if missing:
+        raise TlcoreError(f"image not found: {missing[0]}", "check the path")
+    proba = _predict(model, meta, args.images, read_rgb, None)
+    k = min(args.top_k, len(meta.classes))
+    for path, row in zip(args.images, proba, strict=True):
+        top = row.argsort()[::-1][:k]
+        print(
+            json.dumps(
+                {
+                    "image": path,
+                    "predictions": [{"label": meta.classes[i], "probability": round(float(row[i]), 6)} for i in top],
+                }
+            )
+        )
+    return 0
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from tlcore.data.prepare import prepare_data
+    from tlcore.train.run import Pipeline
+
+    host = _host()
+    config = _config(host, "feature-extraction", args.set or [])
+    prepared = prepare_data(host, args.data, config)
+    pipe = Pipeline(host, config, prepared)
+    cache = pipe.feature_cache()
+    arrays: dict[str, Any] = {"classes": np.array(prepared.dataset.classes)}
+    for split, records in prepared.dataset.splits.items():
+        out = cache.extract(
+            pipe.backbone,
+            records,
+            pipe.dataset(records),
+            pipe.device,
+            config.batch_size,
+            config.num_workers,
+            label=f"features {split}",
+            show_progress=config.progress,
+        )
+        arrays[f"{split}_features"] = out.features
+        arrays[f"{split}_targets"] = np.array([r.target for r in records])
+        arrays[f"{split}_paths"] = np.array([r.path for r in records])
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(output, **arrays)
+    shapes = {k: list(v.shape) for k, v in arrays.items() if k.endswith("_features")}
+    print(
+        json.dumps(
+            {
+                "output": str(output),
+                "backbone": pipe.backbone_spec.name,
+                "weights": pipe.weights.origin,
+                "shapes": shapes,
+            }
+        )
+    )
+    return 0
+
+
+def settings_help() -> str:
+    from tlcore.config import RunConfig
+
+    lines = ["settings for --set key=value (values are YAML):"]
+    for name, field in RunConfig.model_fields.items():
+        default = field.default if field.default_factory is None else field.default_factory()  # type: ignore[call-arg]
+        lines.append(f"  {name:<20} default {default!r:<24} {field.description or ''}")
+    return "\n".join(lines)
+
+
+# -- parser -------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tl",
+        description="tlcore: transfer learning for image classification (feature extraction and fine-tuning "
+        "of ImageNet-pretrained models), with plugins for medical imaging and agriculture.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="store_true", help="show tlcore and plugin versions")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "train",
+        help="train a preset on a dataset",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train a preset recipe. The run directory receives config.yaml, metrics.csv, "
+        "model.safetensors + model.json and report.json.",
+        epilog=settings_help(),
+    )
+    p.add_argument("--preset", help="recipe name (tl list presets): feature-extraction, fine-tuning, or a plugin's")
+    p.add_argument("--data", help="image folder, CSV manifest, or catalogue dataset name (tl list datasets)")
+    p.add_argument("--output", "-o", help="run directory (default runs/<data>-<preset>)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted fine-tuning run")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a trained run on a dataset split")
+    p.add_argument("run_dir")
+    p.add_argument("--data", help="dataset (default: the one it was trained on)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a data setting")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="predict images with a trained run (JSON lines, top-k)")
+    p.add_argument("run_dir")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--top-k", type=int, default=3)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("extract", help="extract backbone features of a dataset to an .npz file (cached)")
+    p.add_argument("--data", required=True)
+    p.add_argument("--output", "-o", required=True, help="output .npz")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="e.g. backbone=tf_efficientnet_lite2")
+    p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("plugins", help="list installed plugins, their versions, hooks and errors")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--all", action="store_true", help="include the core's default plugins")
+    p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("list", help="list datasets, adapters, backbones, heads, augmentations or presets")
+    p.add_argument("kind", choices=["datasets", "adapters", "backbones", "heads", "augmentations", "presets"])
+    p.add_argument("pattern", nargs="?", help="filter: substring or shell pattern (resnet*)")
+    p.add_argument("--all", action="store_true", help="backbones: every timm architecture, not just the curated list")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
+    return parser
+
+
+def _versions() -> str:
+    from tlcore.plugins import get_host
+
+    lines = [f"tlcore {tlcore.__version__}"]
+    for info in get_host().plugins():
+        if not info.default:
+            lines.append(f"  {info.name} {info.version or '?'} ({info.status})")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = args.debug or os.environ.get("TLCORE_DEBUG") == "1"
+    try:
+        if args.version:
+            print(_versions())
+            return 0
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        return int(args.func(args))
+    except TlcoreError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        print(
+            f"error: unexpected {type(exc).__name__}: {first[:300]} (rerun with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""The run configuration: what a preset sets and ``--set key=value`` overrides."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tlcore.errors import ConfigError, UnknownNameError
+from tlcore.registry import Registry
+from tlcore.specs import Preset
+
+Technique = Literal["feature-extraction", "fine-tuning"]
+Strategy = Literal["head-only", "partial", "full", "gradual", "lp-ft"]
+
+
+class RunConfig(BaseModel):
+    """Every setting of a training run. Presets fill it in; ``--set`` overrides single keys."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    technique: Technique = Field("fine-tuning", description="feature-extraction (frozen backbone) or fine-tuning")
+    # data
+    adapter: str = Field("auto", description="dataset adapter; auto = the first whose detect() accepts --data")
+    adapter_options: dict[str, Any] = Field(default_factory=dict, description="options passed to the adapter")
+    bad_images: Literal["skip", "fail"] = Field("skip", description="unreadable images: skip (and list) or fail")
+    val_fraction: float = Field(0.15, gt=0, lt=1, description="share of train carved out as val when none is given")
+    augmentation: str = Field("standard", description="augmentation pipeline for training (eval uses its eval mode)")
+    augmentation_params: dict[str, Any] = Field(default_factory=dict)
+    image_size: int | None = Field(None, ge=16, description="input size; default: the pretrained config's")
+    # model
+    backbone: str = Field("tf_efficientnet_lite0", description="registered backbone or any timm model name")
+    weights: str = Field("default", description="default | hub | none | path to a .safetensors/.pth file or folder")
+    in_chans: int | None = Field(None, ge=1, description="input channels; default: the dataset's")
+    head: str = Field("linear", description="classifier head (tl list heads)")
+    head_params: dict[str, Any] = Field(default_factory=dict)
+    drop_rate: float = Field(0.2, ge=0, lt=1, description="dropout before the classifier")
+    drop_path_rate: float = Field(0.0, ge=0, lt=1, description="stochastic depth in the backbone")
+    # feature extraction
+    head_epochs: int = Field(100, ge=1, description="epochs of torch-head training on cached features")
+    feature_views: int = Field(0, ge=0, description="extra augmented views per training image in feature extraction")
+    # fine-tuning
+    strategy: Strategy = Field("lp-ft", description="head-only | partial | full | gradual | lp-ft")
+    freeze_stages: int = Field(0, ge=0, description="partial: number of leading stages kept frozen")
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(1e-3, gt=0, description="learning rate of the head")
+    backbone_lr_mult: float = Field(0.1, gt=0, description="backbone lr = lr * this (discriminative lr)")
+    layer_decay: float | None = Field(None, gt=0, le=1, description="per-stage lr decay towards the input")
+    weight_decay: float = Field(0.05, ge=0)
+    warmup_epochs: float = Field(1.0, ge=0)
+    label_smoothing: float = Field(0.1, ge=0, lt=1)
+    mixup: float = Field(0.0, ge=0, description="mixup alpha (0 = off)")
+    cutmix: float = Field(0.0, ge=0, description="cutmix alpha (0 = off)")
+    class_weights: Literal["none", "balanced"] = "none"
+    balanced_sampling: bool = False
+    unfreeze_every: int = Field(1, ge=1, description="gradual: epochs between unfreezing the next stage")
+    early_stopping: int = Field(0, ge=0, description="stop after this many epochs without val improvement (0 = off)")
+    monitor: Literal["accuracy", "balanced_accuracy", "macro_f1", "auc", "loss"] = "accuracy"
+    # runtime
+    seed: int = 0
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes")
+    cache_dir: str | None = Field(None, description="feature cache; default ~/.cache/tlcore/features")
+    progress: bool = True
+
+
+def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
+    """Parse ``key=value`` strings; values are YAML (``lr=3e-4``, ``head_params={C: 2}``)."""
+    out: dict[str, Any] = {}
+    fields = RunConfig.model_fields
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set {pair!r} is not key=value", "e.g. --set epochs=5")
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=3)
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            raise ConfigError(f"--set: unknown key {key!r}", f"{hint}see `tl train --help-settings`")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        # Strings that YAML reads as numbers/bools stay strings for str fields (backbone=resnet50 is fine).
+        annotation = str(fields[key].annotation)
+        if annotation in ("<class 'str'>", "str") and not isinstance(value, str):
+            value = raw
+        out[key] = value
+    return out
+
+
+def preset_settings(presets: Registry[Preset], name: str) -> dict[str, Any]:
+    """The settings of a preset with its ``extends`` chain applied, base first."""
+    chain: list[Preset] = []
+    current: str | None = name
+    while current is not None:
+        if any(p.name == current for p in chain):
+            raise ConfigError(f"preset {name!r} extends itself through {current!r}", "fix the plugin's extends")
+        try:
+            preset = presets.get(current)
+        except UnknownNameError:
+            if current == name:
+                raise
+            raise ConfigError(f"preset {chain[-1].name!r} extends unknown preset {current!r}") from None
+        chain.append(preset)
+        current = preset.extends
+    settings: dict[str, Any] = {}
+    for preset in reversed(chain):
+        settings.update(preset.settings)
+    return settings
+
+
+def build_config(settings: Mapping[str, Any], overrides: Mapping[str, Any], source: str) -> RunConfig:
+    """Validate preset settings plus overrides; errors name the key and the source."""
+    merged = {**settings, **overrides}
+    try:
+        return RunConfig(**merged)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        origin = "--set" if err["loc"] and err["loc"][0] in overrides else source
+        raise ConfigError(f"{origin}: {key}: {err['msg']} (got {err.get('input')!r})") from None

@@ -1,0 +1,52 @@
+"""Image decoding with errors a user can act on."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from tlcore.errors import DataError
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"})
+# Decompression-bomb guard: refuse images over ~180 megapixels rather than exhausting memory.
+Image.MAX_IMAGE_PIXELS = 180_000_000
+
+
+def read_image(path: str, channels: int = 3) -> np.ndarray:
+    """Decode ``path`` to ``HxWxC`` uint8 (RGB for 3 channels, grey for 1).
+
+    16-bit and float images are scaled to 0-255 by their own range; EXIF orientation is applied;
+    CMYK, palette and alpha images are converted.
+    """
+    try:
+        with Image.open(path) as opened:
+            im: Image.Image = opened
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                arr = np.asarray(im, dtype=np.float32)
+                lo, hi = float(arr.min()), float(arr.max())
+                arr = (arr - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(arr)
+                im = Image.fromarray(arr.astype(np.uint8))
+            im = im.convert("L" if channels == 1 else "RGB")
+            out = np.asarray(im, dtype=np.uint8)
+    except FileNotFoundError:
+        raise DataError(f"image not found: {path}", "check the path or the manifest") from None
+    except Image.DecompressionBombError:
+        raise DataError(f"image too large to decode safely: {path}", "downscale it first") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise DataError(f"cannot decode image {path}: {exc}", "remove or replace the file") from None
+    return out[:, :, None] if out.ndim == 2 else out
+
+
+def check_image(path: str) -> str | None:
+    """Return why ``path`` is not a readable image, or None. Cheap: headers plus ``verify()``."""
+    try:
+        if os.path.getsize(path) == 0:
+            return "empty file"
+        with Image.open(path) as im:
+            im.verify()
+    except Exception as exc:  # any decoder failure means unusable
+        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return None

@@ -1,0 +1,122 @@
+"""From ``--data`` (a folder, a CSV or a catalogue name) to checked train/val/test records."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tlcore.config import RunConfig
+from tlcore.data.images import check_image
+from tlcore.data.splits import ensure_splits
+from tlcore.errors import DataError, TlcoreError, UnknownNameError
+from tlcore.plugins import PluginHost
+from tlcore.specs import DatasetAdapter, LabeledDataset, read_rgb
+
+
+@dataclass
+class PreparedData:
+    dataset: LabeledDataset
+    adapter: str
+    source: str  # what the user passed
+    root: Path
+    split_origin: dict[str, str]
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        ds = self.dataset
+        counts = {split: len(recs) for split, recs in ds.splits.items()}
+        per_class = (
+            {
+                split: {ds.classes[k]: v for k, v in sorted(Counter(r.target for r in recs).items())}  # type: ignore[index]
+                for split, recs in ds.splits.items()
+            }
+            if ds.task == "classification"
+            else {}
+        )
+        return {
+            "source": self.source,
+            "root": str(self.root),
+            "adapter": self.adapter,
+            "task": ds.task,
+            "classes": ds.classes,
+            "channels": ds.channels,
+            "counts": counts,
+            "per_class": per_class,
+            "split_origin": self.split_origin,
+            "skipped_images": self.skipped,
+            **({"provenance": ds.provenance} if ds.provenance else {}),
+        }
+
+
+def _locate(host: PluginHost, data: str) -> tuple[Path, str | None, dict[str, Any]]:
+    """A local path, or a catalogue dataset (downloaded on first use). Returns root, adapter, options."""
+    path = Path(data).expanduser()
+    if path.exists():
+        return path.resolve(), None, {}
+    catalog = host.catalog
+    if data in catalog.registry:
+        entry = catalog.get(data)
+        return catalog.resolve(data), entry.adapter, dict(entry.adapter_options)
+    if "/" in data or data.startswith(".") or Path(data).suffix:
+        raise DataError(
+            f"data path {data} does not exist", "pass an existing folder/CSV or a name from `tl list datasets`"
+        )
+    raise UnknownNameError("dataset", data, catalog.registry.names())
+
+
+def _choose_adapter(host: PluginHost, root: Path, name: str) -> DatasetAdapter:
+    if name != "auto":
+        return host.adapters.get(name)
+    candidates = sorted((e.item for e in host.adapters), key=lambda a: -a.priority)
+    for adapter in candidates:
+        try:
+            if adapter.detect is not None and adapter.detect(root):
+                return adapter
+        except OSError:
+            continue
+    raise DataError(
+        f"no dataset adapter recognises {root}",
+        "use <root>/<split>/<class>/<image> folders or a CSV manifest, or name one with --set adapter=NAME",
+    )
+
+
+def screen_images(ds: LabeledDataset, policy: str) -> list[dict[str, str]]:
+    """Find unreadable images; drop them (policy ``skip``) or stop (``fail``). Never silent."""
+    if ds.reader is not read_rgb:
+        return []  # custom readers (DICOM, NIfTI, ...) report their own errors when read
+    skipped: list[dict[str, str]] = []
+    for split, records in ds.splits.items():
+        keep = []
+        for record in records:
+            problem = check_image(record.path)
+            if problem is None:
+                keep.append(record)
+                continue
+            if policy == "fail":
+                raise DataError(
+                    f"unreadable image {record.path}: {problem}",
+                    "remove it, or --set bad_images=skip to skip such files",
+                )
+            skipped.append({"split": split, "path": record.path, "reason": problem})
+        ds.splits[split] = keep
+    return skipped
+
+
+def prepare_data(host: PluginHost, data: str, config: RunConfig, classes: list[str] | None = None) -> PreparedData:
+    root, catalog_adapter, catalog_options = _locate(host, data)
+    adapter_name = config.adapter if config.adapter != "auto" or catalog_adapter is None else catalog_adapter
+    adapter = _choose_adapter(host, root, adapter_name)
+    options = {**catalog_options, **config.adapter_options}
+    try:
+        ds = adapter.load(root, options)
+    except TlcoreError:
+        raise
+    except Exception as exc:
+        raise DataError(f"adapter {adapter.name!r} failed on {root}: {type(exc).__name__}: {exc}") from exc
+    if classes is not None and ds.task == "classification" and ds.classes != classes:
+        raise DataError(f"{root} has classes {ds.classes}, the model was trained on {classes}")
+    skipped = screen_images(ds, config.bad_images)
+    origin = ensure_splits(ds, config.val_fraction, config.seed)
+    return PreparedData(ds, adapter.name, data, root, origin, skipped)

@@ -1,0 +1,62 @@
+"""The core's standard albumentations pipelines (resize/crop at the model's input size)."""
+
+from __future__ import annotations
+
+import albumentations as A
+import cv2
+
+from tlcore.specs import AugmentationContext
+
+INTERPOLATION = {
+    "bicubic": cv2.INTER_CUBIC,
+    "bilinear": cv2.INTER_LINEAR,
+    "nearest": cv2.INTER_NEAREST,
+    "area": cv2.INTER_AREA,
+    "lanczos": cv2.INTER_LANCZOS4,
+}
+
+
+def eval_transform(ctx: AugmentationContext) -> A.Compose:
+    """Resize the short side to size/crop_pct, then centre-crop: timm's eval preprocessing."""
+    h, w = ctx.image_size
+    interp = INTERPOLATION.get(ctx.interpolation, cv2.INTER_CUBIC)
+    return A.Compose(
+        [
+            A.SmallestMaxSize(max_size=round(min(h, w) / ctx.crop_pct), interpolation=interp),
+            A.CenterCrop(height=h, width=w),
+        ]
+    )
+
+
+def standard(ctx: AugmentationContext) -> A.Compose:
+    """Random resized crop, horizontal flip and mild colour jitter (natural photos)."""
+    if not ctx.train:
+        return eval_transform(ctx)
+    h, w = ctx.image_size
+    interp = INTERPOLATION.get(ctx.interpolation, cv2.INTER_CUBIC)
+    scale = tuple(ctx.params.get("scale", (0.35, 1.0)))
+    steps: list[A.BasicTransform] = [
+        A.RandomResizedCrop(size=(h, w), scale=scale, interpolation=interp),
+        A.HorizontalFlip(p=0.5),
+    ]
+    if ctx.channels == 3:
+        steps.append(A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02, p=0.5))
+    return A.Compose(steps)
+
+
+def light(ctx: AugmentationContext) -> A.Compose:
+    """Gentle: resize, small shift/scale/rotate and horizontal flip."""
+    if not ctx.train:
+        return eval_transform(ctx)
+    return A.Compose(
+        [
+            *eval_transform(ctx).transforms,
+            A.Affine(scale=(0.9, 1.1), translate_percent=(-0.05, 0.05), rotate=(-10, 10), p=0.7),
+            A.HorizontalFlip(p=0.5),
+        ]
+    )
+
+
+def none(ctx: AugmentationContext) -> A.Compose:
+    """No augmentation: the eval preprocessing for training too."""
+    return eval_transform(ctx)

@@ -1,0 +1,126 @@
+"""Build a timm model from a :class:`~tlcore.specs.Backbone` and its weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+from torch import nn
+
+from tlcore.errors import WeightsError
+from tlcore.models.weights import WeightsSource, resolve_weights
+from tlcore.specs import Backbone
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """The input pipeline that travels with the weights (from timm's pretrained config)."""
+
+    input_size: tuple[int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    interpolation: str
+    crop_pct: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "input_size": list(self.input_size),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "interpolation": self.interpolation,
+            "crop_pct": self.crop_pct,
+        }
+
+
+def _offline_hint(name: str) -> str:
+    return (
+        f"no network to fetch {name!r} weights: use weights=PATH to a local file, an offline backbone "
+        "(tf_efficientnet_lite0/1/2), or weights=none to train from scratch"
+    )
+
+
+def create_backbone(
+    backbone: Backbone,
+    weights: str = "default",
+    in_chans: int = 3,
+    drop_path_rate: float = 0.0,
+) -> tuple[nn.Module, WeightsSource, Preprocessing]:
+    """A feature extractor (timm model with ``num_classes=0``), its weights source and preprocessing."""
+    import timm
+    from timm.data.config import resolve_data_config
+
+    source = resolve_weights(weights, backbone.timm_name, backbone.default_weights, backbone.weights_file)
+    kwargs: dict[str, Any] = {"num_classes": 0, "in_chans": in_chans}
+    if drop_path_rate:
+        kwargs["drop_path_rate"] = drop_path_rate
+    if source.kind == "file":
+        kwargs["pretrained_cfg_overlay"] = {"file": str(source.file)}
+    try:
+        model = timm.create_model(backbone.timm_name, pretrained=source.pretrained, **kwargs)
+    except (OSError, RuntimeError, ValueError) as exc:
+        text = f"{type(exc).__name__}: {exc}"
+        if source.kind == "hub" and any(
+            s in text for s in ("LocalEntryNotFound", "connect", "Connection", "resolve", "offline", "Network")
+        ):
+            raise WeightsError(
+                f"could not download pretrained weights for {backbone.timm_name}", _offline_hint(backbone.timm_name)
+            ) from None
+        if source.kind == "file":
+            raise WeightsError(f"weights do not fit {backbone.timm_name}: {str(exc).splitlines()[0][:200]}") from None
+        raise
+    cfg = resolve_data_config({}, model=model)
+    _, h, w = cfg["input_size"]
+    pre = Preprocessing(
+        input_size=(int(h), int(w)),
+        mean=tuple(float(m) for m in cfg["mean"]) if in_chans == len(cfg["mean"]) else _fit(cfg["mean"], in_chans),
+        std=tuple(float(s) for s in cfg["std"]) if in_chans == len(cfg["std"]) else _fit(cfg["std"], in_chans),
+        interpolation=str(cfg.get("interpolation", "bicubic")),
+        crop_pct=float(cfg.get("crop_pct", 0.875)),
+    )
+    return model, source, pre
+
+
+def _fit(values: Any, channels: int) -> tuple[float, ...]:
+    """Mean/std for a channel count other than the pretrained one: the channel average, repeated."""
+    avg = float(sum(values) / len(values))
+    return (avg,) * channels
+
+
+def feature_dim(model: nn.Module) -> int:
+    """Width of the pooled features (timm's ``num_features``)."""
+    return int(cast(int, model.num_features))
+
+
+def stage_groups(model: nn.Module) -> list[list[nn.Parameter]]:
+    """Parameters grouped by stage, input first (stem = group 0), from timm's own group matcher.
+
+    The same grouping timm uses for layer-wise learning-rate decay; partial freezing and
+    gradual unfreezing walk it from the input side.
+    """
+    from timm.models import group_parameters
+
+    matcher = getattr(model, "group_matcher", None)
+    if matcher is None:
+        raise WeightsError(f"{type(model).__name__} has no timm group matcher", "use strategy=full or head-only")
+    named = dict(model.named_parameters())
+    groups = group_parameters(model, matcher(coarse=True))
+    return [[named[n] for n in names if n in named] for _, names in sorted(groups.items())]
+
+
+def set_trainable(params: list[nn.Parameter], trainable: bool) -> None:
+    for p in params:
+        p.requires_grad_(trainable)
+
+
+def keep_frozen_bn_in_eval(model: nn.Module) -> None:
+    """Call after ``model.train()``: BatchNorm layers whose affine parameters are frozen keep
+    their running statistics (small batches of a new domain would otherwise wreck them)."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.weight is not None and not m.weight.requires_grad:
+            m.eval()
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return total, trainable

@@ -1,0 +1,105 @@
+"""The trained model (backbone + head) and how a run directory stores it.
+
+``model.safetensors`` holds the weights and ``model.json`` everything needed to rebuild the
+architecture and its preprocessing, so ``tl predict`` and ``tl evaluate`` never unpickle code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from tlcore.errors import TlcoreError
+from tlcore.models.backbones import Preprocessing, create_backbone, feature_dim
+from tlcore.plugins import PluginHost
+from tlcore.specs import HeadContext
+
+MODEL_FILE = "model.safetensors"
+MODEL_META = "model.json"
+
+
+class TransferModel(nn.Module):
+    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+
+@dataclass
+class ModelMeta:
+    backbone: str
+    timm_name: str
+    in_chans: int
+    head: str
+    head_params: dict[str, Any]
+    classes: list[str]
+    task: str
+    preprocessing: dict[str, Any]
+    weights_origin: str
+    tlcore_version: str
+
+    def preprocess(self) -> Preprocessing:
+        p = self.preprocessing
+        return Preprocessing(
+            (int(p["input_size"][0]), int(p["input_size"][1])),
+            tuple(p["mean"]),
+            tuple(p["std"]),
+            p["interpolation"],
+            p["crop_pct"],
+        )
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def save_model(model: nn.Module, meta: ModelMeta, run_dir: Path, name: str = MODEL_FILE) -> None:
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tmp = run_dir / f".{name}.tmp"
+    save_file(state, str(tmp), metadata={"classes": json.dumps(meta.classes)})
+    os.replace(tmp, run_dir / name)
+    atomic_write_text(run_dir / MODEL_META, json.dumps(asdict(meta), indent=2))
+
+
+def load_meta(run_dir: Path) -> ModelMeta:
+    path = run_dir / MODEL_META
+    if not path.exists():
+        raise TlcoreError(f"{run_dir} holds no trained model ({MODEL_META} missing)", "pass the --output of `tl train`")
+    return ModelMeta(**json.loads(path.read_text()))
+
+
+def load_model(host: PluginHost, run_dir: Path) -> tuple[TransferModel, ModelMeta]:
+    """Rebuild the architecture without downloading anything, then load the run's weights."""
+    from safetensors.torch import load_file
+
+    meta = load_meta(run_dir)
+    if not (run_dir / MODEL_FILE).exists():
+        raise TlcoreError(f"{run_dir} has no {MODEL_FILE}: the run did not finish", "use tl train --resume")
+    backbone_spec = host.backbone(meta.backbone)
+    backbone, _, _ = create_backbone(backbone_spec, weights="none", in_chans=meta.in_chans)
+    head_spec = host.heads.get(meta.head)
+    head = head_spec.build(
+        HeadContext(
+            feature_dim(backbone),
+            len(meta.classes),
+            meta.task,  # type: ignore[arg-type]
+            meta.head_params,
+        )
+    )
+    model = TransferModel(backbone, head)
+    model.load_state_dict(load_file(str(run_dir / MODEL_FILE)))
+    model.eval()
+    return model, meta

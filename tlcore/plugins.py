@@ -1,0 +1,253 @@
+"""Plugin loading that survives bad plugins, and the typed facade the rest of tlcore uses.
+
+Entry points in the group ``tlcore`` are loaded one by one: a plugin that fails to import,
+fails hook validation, implements a hook that does not exist, or raises inside a hook is
+recorded with its error and skipped, and every other plugin still loads.
+
+Environment switches:
+
+* ``TLCORE_DISABLE_PLUGINS=a,b`` skips the named plugins.
+* ``TLCORE_LOAD_PLUGINS=a,b`` loads only the named entry-point plugins (empty: none).
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib.metadata import EntryPoint, entry_points
+from types import ModuleType
+from typing import Any, TypeVar, cast
+
+import pluggy
+
+from tlcore import hookspecs
+from tlcore.errors import TlcoreError, UnknownNameError
+from tlcore.registry import Registry
+from tlcore.specs import Augmentation, Backbone, DatasetAdapter, Head, Preset
+
+ENTRY_POINT_GROUP = "tlcore"
+DEFAULT_PLUGIN_PREFIX = "tlcore."
+T = TypeVar("T")
+
+
+@dataclass
+class PluginInfo:
+    """What ``tl plugins`` shows for one plugin."""
+
+    name: str
+    version: str | None
+    distribution: str | None
+    hooks: list[str] = field(default_factory=list)
+    status: str = "loaded"  # loaded | failed | disabled
+    error: str | None = None
+    default: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "distribution": self.distribution,
+            "hooks": self.hooks,
+            "status": self.status,
+            "error": self.error,
+            "default": self.default,
+        }
+
+
+def _csv_env(name: str) -> set[str] | None:
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    return {part.strip() for part in value.split(",") if part.strip()}
+
+
+def _describe(exc: BaseException) -> str:
+    last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    where = f" at {os.path.basename(last[0].filename)}:{last[0].lineno}" if last else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+class PluginHost:
+    """Owns the pluggy manager and builds the registries (a typed facade over ``pm.hook``)."""
+
+    def __init__(self, load_entrypoints: bool = True, default_plugins: bool = True) -> None:
+        self.pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
+        self.pm.add_hookspecs(hookspecs)
+        self._infos: dict[str, PluginInfo] = {}
+        if default_plugins:
+            from tlcore.default_plugins import DEFAULT_PLUGINS
+
+            for module in DEFAULT_PLUGINS:
+                self.add_plugin(module, name=module.__name__, default=True)
+        if load_entrypoints:
+            self.load_entrypoints()
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def add_plugin(
+        self,
+        plugin: ModuleType | object,
+        name: str,
+        version: str | None = None,
+        distribution: str | None = None,
+        default: bool = False,
+    ) -> bool:
+        """Register one plugin object; on failure record the error and return False."""
+        info = PluginInfo(name=name, version=version, distribution=distribution, default=default)
+        self._infos[name] = info
+        try:
+            self.pm.register(plugin, name=name)
+        except Exception as exc:  # PluginValidationError, ValueError on duplicates
+            info.status, info.error = "failed", _describe(exc)
+            return False
+        try:
+            # An implementation of a hook that does not exist (a typo) stays pending.
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            self.pm.unregister(name=name)
+            info.status, info.error = "failed", str(exc)
+            return False
+        info.hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
+        return True
+
+    def load_entrypoints(self) -> None:
+        disabled = _csv_env("TLCORE_DISABLE_PLUGINS") or set()
+        allowed = _csv_env("TLCORE_LOAD_PLUGINS")
+        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            dist_name, dist_version = _dist_of(ep)
+            if ep.name in disabled or (allowed is not None and ep.name not in allowed):
+                self._infos[ep.name] = PluginInfo(
+                    name=ep.name, version=dist_version, distribution=dist_name, status="disabled"
+                )
+                continue
+            if ep.name in self._infos:
+                continue  # the same entry point seen twice (e.g. editable + site install)
+            try:
+                module = ep.load()
+            except Exception as exc:
+                self._infos[ep.name] = PluginInfo(
+                    name=ep.name,
+                    version=dist_version,
+                    distribution=dist_name,
+                    status="failed",
+                    error=f"could not import {ep.value}: {_describe(exc)}",
+                )
+                continue
+            self.add_plugin(module, name=ep.name, version=dist_version, distribution=dist_name)
+
+    # -- introspection ---------------------------------------------------------------------
+
+    def plugins(self) -> list[PluginInfo]:
+        return sorted(self._infos.values(), key=lambda i: (not i.default, i.name))
+
+    def failures(self) -> list[PluginInfo]:
+        return [i for i in self.plugins() if i.status == "failed"]
+
+    def _fail(self, plugin_name: str, message: str) -> None:
+        info = self._infos.get(plugin_name)
+        if info is None:
+            info = self._infos[plugin_name] = PluginInfo(plugin_name, None, None)
+        info.status = "failed"
+        info.error = message if info.error is None else f"{info.error}; {message}"
+
+    # -- registries --------------------------------------------------------------------------
+
+    def _collect(self, hook_name: str, kind: str, cls: type[T]) -> Registry[T]:
+        """Call one registrar hook plugin by plugin, so one broken plugin cannot hide the others."""
+        registry: Registry[T] = Registry(kind)
+        caller = getattr(self.pm.hook, hook_name)
+        for impl in reversed(caller.get_hookimpls()):  # registration order
+            plugin_name = self.pm.get_name(impl.plugin) or repr(impl.plugin)
+            if self._infos.get(plugin_name, PluginInfo(plugin_name, None, None)).status == "failed":
+                continue
+            staged: list[T] = []
+
+            def register(item: T, _staged: list[T] = staged) -> None:
+                if not isinstance(item, cls):
+                    raise TypeError(f"{hook_name} expects {cls.__name__} objects, got {type(item).__name__}")
+                _staged.append(item)
+
+            try:
+                impl.function(register=register)
+                for item in staged:
+                    registry.add(cast(Any, item).name, item, plugin_name)
+            except TlcoreError as exc:
+                self._fail(plugin_name, f"{hook_name}: {exc}")
+            except Exception as exc:
+                self._fail(plugin_name, f"{hook_name} raised {_describe(exc)}")
+        return registry
+
+    @cached_property
+    def adapters(self) -> Registry[DatasetAdapter]:
+        return self._collect("register_dataset_adapters", "dataset adapter", DatasetAdapter)
+
+    @cached_property
+    def augmentations(self) -> Registry[Augmentation]:
+        return self._collect("register_augmentations", "augmentation", Augmentation)
+
+    @cached_property
+    def backbones(self) -> Registry[Backbone]:
+        return self._collect("register_backbones", "backbone", Backbone)
+
+    @cached_property
+    def heads(self) -> Registry[Head]:
+        return self._collect("register_heads", "head", Head)
+
+    @cached_property
+    def presets(self) -> Registry[Preset]:
+        return self._collect("register_presets", "preset", Preset)
+
+    @cached_property
+    def catalog(self) -> Any:  # tlcore.catalog.Catalog; Any avoids an import cycle at module load
+        from tlcore.catalog import Catalog, CatalogEntry
+
+        plugin_entries = self._collect("register_catalog_entries", "dataset", CatalogEntry)
+        return Catalog.load(plugin_entries=plugin_entries)
+
+    def backbone(self, name: str) -> Backbone:
+        """A registered backbone, or one a plugin resolves by name (any timm model, by default)."""
+        if name in self.backbones:
+            return self.backbones.get(name)
+        try:
+            resolved = self.pm.hook.resolve_backbone(name=name)
+        except Exception as exc:
+            raise TlcoreError(f"resolving backbone {name!r} failed: {_describe(exc)}") from exc
+        if resolved is None:
+            raise UnknownNameError("backbone", name, self.backbones.names(), "tl list backbones --all")
+        return cast(Backbone, resolved)
+
+    def registries(self) -> dict[str, Registry[Any]]:
+        return {
+            "datasets": self.catalog.registry,
+            "adapters": self.adapters,
+            "augmentations": self.augmentations,
+            "backbones": self.backbones,
+            "heads": self.heads,
+            "presets": self.presets,
+        }
+
+
+def _dist_of(ep: EntryPoint) -> tuple[str | None, str | None]:
+    dist = getattr(ep, "dist", None)
+    if dist is None:
+        return None, None
+    return dist.metadata["Name"], dist.version
+
+
+_HOST: PluginHost | None = None
+
+
+def get_host() -> PluginHost:
+    """The process-wide plugin host, created on first use."""
+    global _HOST
+    if _HOST is None:
+        _HOST = PluginHost()
+    return _HOST
+
+
+def reset_host(host: PluginHost | None = None) -> None:
+    """Replace the process-wide host (tests use a fresh one each)."""
+    global _HOST
+    _HOST = host

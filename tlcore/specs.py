@@ -1,0 +1,151 @@
+"""The typed objects plugins register through the hooks in :mod:`tlcore.hookspecs`.
+
+Each registry holds one kind of object, named so a reader can tell what it does: a
+:class:`DatasetAdapter` loads labelled records, an :class:`Augmentation` builds an
+albumentations pipeline, a :class:`Backbone` says which timm model and which weights, a
+:class:`Head` builds the classifier on top, and a :class:`Preset` ties them together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+Task = Literal["classification", "multilabel", "regression"]
+
+
+def read_rgb(path: str) -> np.ndarray:
+    """Decode an image file to an ``HxWx3`` uint8 array (the default reader)."""
+    from tlcore.data.images import read_image
+
+    return read_image(path)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One labelled sample: where it is, its target, and an optional group (patient, field)."""
+
+    path: str
+    target: int | float | tuple[float, ...]
+    group: str | None = None
+
+
+@dataclass
+class LabeledDataset:
+    """What a dataset adapter returns: class names and records per split.
+
+    Splits are named ``train``, ``val`` and ``test``; a missing ``val`` is carved out of
+    ``train`` by the engine with a fixed seed (grouped by ``Record.group`` when set).
+    ``reader`` turns a record path into an ``HxWxC`` uint8 array; adapters for DICOM,
+    NIfTI or multispectral data supply their own.
+    """
+
+    classes: list[str]
+    splits: dict[str, list[Record]]
+    task: Task = "classification"
+    reader: Callable[[str], np.ndarray] = read_rgb
+    root: Path | None = None
+    channels: int = 3
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DatasetAdapter:
+    """Loads a dataset from a local path.
+
+    ``load(root, options)`` returns a :class:`LabeledDataset`. ``detect(root)``, when given,
+    says whether this adapter recognises ``root``; it is used when no adapter is named.
+    """
+
+    name: str
+    description: str
+    load: Callable[[Path, Mapping[str, Any]], LabeledDataset]
+    detect: Callable[[Path], bool] | None = None
+    #: Higher is tried first when auto-detecting; specific formats should outrank generic folders.
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class AugmentationContext:
+    """What an augmentation builder is told: the model's input size and whether it trains."""
+
+    image_size: tuple[int, int]
+    train: bool
+    interpolation: str = "bicubic"
+    crop_pct: float = 0.875
+    channels: int = 3
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Builds an albumentations transform from ``HxWxC`` uint8 to the model's input size.
+
+    Normalisation (mean/std of the pretrained weights) and the tensor conversion are applied
+    by the engine afterwards, so an augmentation never needs to know the weights.
+    """
+
+    name: str
+    description: str
+    build: Callable[[AugmentationContext], Any]
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """A pretrained model: a timm architecture plus where its weights come from.
+
+    ``default_weights`` is one of ``hub`` (timm's pretrained download), ``file`` (the local
+    file returned by ``weights_file``, in timm's naming) or ``none`` (random initialisation).
+    """
+
+    name: str
+    description: str
+    timm_name: str
+    default_weights: Literal["hub", "file", "none"] = "hub"
+    weights_file: Callable[[], Path] | None = None
+    family: str = ""
+
+
+HeadKind = Literal["torch", "sklearn"]
+
+
+@dataclass(frozen=True)
+class HeadContext:
+    """What a head builder is told: feature width, number of outputs, task and parameters."""
+
+    in_features: int
+    num_outputs: int
+    task: Task = "classification"
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Head:
+    """A classifier on top of backbone features.
+
+    ``kind="torch"``: ``build`` returns an ``nn.Module`` mapping features to logits, usable in
+    both feature extraction and fine-tuning. ``kind="sklearn"``: ``build`` returns an estimator
+    with ``fit`` / ``predict_proba`` (or ``decision_function``), for feature extraction only.
+    """
+
+    name: str
+    description: str
+    kind: HeadKind
+    build: Callable[[HeadContext], Any]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named training recipe: values for the run configuration (see :class:`tlcore.config.RunConfig`).
+
+    ``extends`` names another preset whose settings this one starts from.
+    """
+
+    name: str
+    description: str
+    settings: Mapping[str, Any]
+    extends: str | None = None

@@ -1,0 +1,110 @@
+"""Feature extraction with an on-disk cache.
+
+Features are keyed by backbone, weights, preprocessing and the *content* of every image (its
+bytes' SHA-256), so a second run, a new head or a different label fraction reuses them, and an
+edited image is recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from tlcore.data.dataset import ImageDataset
+from tlcore.specs import Record
+from tlcore.train.runtime import autocast, progress, to_device
+
+
+def file_digest(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def content_key(records: Sequence[Record]) -> str:
+    """One key for an ordered list of images, from their bytes."""
+    digest = hashlib.sha256()
+    for record in records:
+        digest.update(file_digest(record.path).encode())
+    return digest.hexdigest()[:24]
+
+
+def model_key(parts: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+@dataclass
+class Extraction:
+    features: np.ndarray
+    seconds: float  # 0 when read from the cache
+    cached: bool
+
+
+class FeatureCache:
+    """``root/<model key>/<content key>[-view<N>].npy``."""
+
+    def __init__(self, root: Path, key_parts: dict[str, Any]) -> None:
+        self.key_parts = key_parts
+        self.dir = root / model_key(key_parts)
+
+    def extract(
+        self,
+        model: nn.Module,
+        records: Sequence[Record],
+        dataset: ImageDataset,
+        device: torch.device,
+        batch_size: int,
+        num_workers: int = 0,
+        view: str = "",
+        label: str = "features",
+        show_progress: bool = True,
+    ) -> Extraction:
+        path = self.dir / f"{content_key(records)}{view}.npy"
+        if path.exists():
+            return Extraction(np.load(path), 0.0, True)
+        start = time.perf_counter()
+        feats = compute_features(model, dataset, device, batch_size, num_workers, label, show_progress)
+        seconds = time.perf_counter() - start
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "key.json").write_text(json.dumps(self.key_parts, indent=1, default=str))
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, feats)
+        tmp.replace(path)  # atomic: an interrupted run never leaves a half-written cache entry
+        return Extraction(feats, seconds, False)
+
+
+@torch.inference_mode()
+def compute_features(
+    model: nn.Module,
+    dataset: ImageDataset,
+    device: torch.device,
+    batch_size: int,
+    num_workers: int = 0,
+    label: str = "features",
+    show_progress: bool = True,
+) -> np.ndarray:
+    model.eval()
+    loader = DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda"
+    )
+    out: list[np.ndarray] = []
+    with progress(show_progress) as bar:
+        task = bar.add_task(label, total=len(dataset), info="")
+        for x, _ in loader:
+            with autocast(device):
+                f = model(to_device(x, device))
+            out.append(f.float().cpu().numpy())
+            bar.advance(task, len(x))
+    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)

@@ -1,0 +1,275 @@
+"""Fine-tuning: freeze policies, discriminative learning rates, warm-up + cosine, early stopping, resume."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, WeightedRandomSampler
+
+from tlcore.config import RunConfig
+from tlcore.data.dataset import ImageDataset, reseed_worker
+from tlcore.metrics.classification import classification_metrics, monitor_value
+from tlcore.models.backbones import keep_frozen_bn_in_eval, set_trainable
+from tlcore.models.transfer import TransferModel
+from tlcore.train.probe import class_weights
+from tlcore.train.runtime import autocast, console, progress, to_device
+
+CHECKPOINT = "checkpoint.safetensors"
+CHECKPOINT_STATE = "checkpoint_state.pt"
+BEST = "best.safetensors"
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_score: float = -math.inf
+    train_seconds: float = 0.0
+    images_seen: int = 0
+    stopped_early: bool = False
+
+
+def trainable_groups(strategy: str, n_groups: int, freeze_stages: int, epoch: int, unfreeze_every: int) -> int:
+    """How many backbone stage groups, counted from the input side, stay frozen at ``epoch``."""
+    if strategy == "head-only":
+        return n_groups
+    if strategy == "full":
+        return 0
+    if strategy == "gradual":
+        # ULMFiT-style: head only first, then one more stage from the top every `unfreeze_every` epochs.
+        unfrozen = epoch // unfreeze_every
+        return max(freeze_stages, n_groups - unfrozen)
+    return min(freeze_stages, n_groups)  # partial, lp-ft
+
+
+def param_groups(model: TransferModel, groups: list[list[nn.Parameter]], config: RunConfig) -> list[dict[str, Any]]:
+    """Head at ``lr``; backbone stage i at ``lr * backbone_lr_mult * layer_decay**(depth from top)``.
+
+    Biases and norm weights get no weight decay.
+    """
+    out: list[dict[str, Any]] = []
+
+    def add(params: list[nn.Parameter], lr: float) -> None:
+        decay = [p for p in params if p.ndim > 1]
+        no_decay = [p for p in params if p.ndim <= 1]
+        if decay:
+            out.append({"params": decay, "lr": lr, "weight_decay": config.weight_decay})
+        if no_decay:
+            out.append({"params": no_decay, "lr": lr, "weight_decay": 0.0})
+
+    n = len(groups)
+    for i, params in enumerate(groups):
+        decay = config.layer_decay ** (n - 1 - i) if config.layer_decay else 1.0
+        add(params, config.lr * config.backbone_lr_mult * decay)
+    add(list(model.head.parameters()), config.lr)
+    for g in out:
+        g["initial_lr"] = g["lr"]
+    return out
+
+
+def warmup_cosine(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if warmup_steps and step < warmup_steps:
+            return 0.01 + 0.99 * step / warmup_steps
+        progress_ = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress_)))
+
+    return factor
+
+
+@torch.inference_mode()
+def predict_proba(model: nn.Module, loader: DataLoader[Any], device: torch.device) -> np.ndarray:
+    model.eval()
+    out = []
+    for x, _ in loader:
+        with autocast(device):
+            logits = model(to_device(x, device))
+        out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+    return np.concatenate(out)
+
+
+def _save_state_dict(model: nn.Module, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    os.replace(tmp, path)
+
+
+def fine_tune(
+    model: TransferModel,
+    groups: list[list[nn.Parameter]],
+    train_set: ImageDataset,
+    val_loader: DataLoader[Any],
+    val_targets: np.ndarray,
+    classes: list[str],
+    config: RunConfig,
+    device: torch.device,
+    run_dir: Path,
+    resume: bool = False,
+) -> FitResult:
+    """Train ``model`` on ``train_set``; the best epoch's weights end up in ``run_dir/best.safetensors``."""
+    from safetensors.torch import load_file
+
+    targets = np.array([r.target for r in train_set.records], dtype=np.int64)
+    k = len(classes)
+    optimizer = torch.optim.AdamW(param_groups(model, groups, config), lr=config.lr)
+    use_mix = config.mixup > 0 or config.cutmix > 0
+    steps_per_epoch = len(train_set) // config.batch_size if use_mix else math.ceil(len(train_set) / config.batch_size)
+    steps_per_epoch = max(1, steps_per_epoch)
+    total_steps = steps_per_epoch * config.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_cosine(total_steps, int(config.warmup_epochs * steps_per_epoch))
+    )
+    weight = (
+        torch.tensor(class_weights(targets, k), dtype=torch.float32, device=device)
+        if config.class_weights == "balanced"
+        else None
+    )
+    mixer = None
+    if use_mix:
+        from timm.data.mixup import Mixup
+
+        mixer = Mixup(
+            mixup_alpha=config.mixup, cutmix_alpha=config.cutmix, label_smoothing=config.label_smoothing, num_classes=k
+        )
+    loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=0.0 if use_mix else config.label_smoothing)
+
+    result = FitResult()
+    start_epoch = 0
+    state_path = run_dir / CHECKPOINT_STATE
+    if resume and state_path.exists():
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(load_file(str(run_dir / CHECKPOINT)))
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch = int(state["epoch"])
+        result.history = list(state["history"])
+        result.best_epoch, result.best_score = int(state["best_epoch"]), float(state["best_score"])
+        console.print(f"resuming after epoch {start_epoch} (best so far: epoch {result.best_epoch})")
+
+    n_groups = len(groups)
+    metrics_file = run_dir / "metrics.csv"
+    t_start = time.perf_counter() - sum(h.get("seconds", 0.0) for h in result.history)
+    with progress(config.progress) as bar:
+        epoch_task = bar.add_task("fine-tuning", total=config.epochs, completed=start_epoch, info="")
+        for epoch in range(start_epoch, config.epochs):
+            t0 = time.perf_counter()
+            frozen = trainable_groups(config.strategy, n_groups, config.freeze_stages, epoch, config.unfreeze_every)
+            for i, params in enumerate(groups):
+                set_trainable(params, i >= frozen)
+            # Each epoch has its own seed, so a resumed run sees the same batches as an uninterrupted one.
+            epoch_seed = config.seed * 1000 + epoch
+            torch.manual_seed(epoch_seed)
+            if hasattr(train_set.transform, "set_random_seed"):
+                train_set.transform.set_random_seed(epoch_seed)
+            gen = torch.Generator().manual_seed(epoch_seed)
+            sampler = None
+            if config.balanced_sampling:
+                w = class_weights(targets, k)[targets]
+                sampler = WeightedRandomSampler(w.tolist(), len(w), replacement=True, generator=gen)
+            loader = DataLoader(
+                train_set,
+                batch_size=config.batch_size,
+                shuffle=sampler is None,
+                sampler=sampler,
+                generator=gen,
+                num_workers=config.num_workers,
+                worker_init_fn=reseed_worker,
+                pin_memory=device.type == "cuda",
+                drop_last=use_mix,
+                persistent_workers=False,
+            )
+            model.train()
+            keep_frozen_bn_in_eval(model)
+            total_loss, seen = 0.0, 0
+            batch_task = bar.add_task(f"epoch {epoch + 1}/{config.epochs}", total=len(loader), info="")
+            for x, y in loader:
+                x, y = to_device(x, device), y.to(device)
+                if mixer is not None:
+                    x, y = mixer(x, y)
+                with autocast(device):
+                    logits = model(x)
+                loss = (
+                    torch.sum(-y * torch.log_softmax(logits.float(), dim=1), dim=1).mean()
+                    if mixer is not None
+                    else loss_fn(logits.float(), y)
+                )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                total_loss += float(loss.detach()) * len(x)
+                seen += len(x)
+                bar.update(batch_task, advance=1, info=f"loss {total_loss / seen:.3f}")
+            bar.remove_task(batch_task)
+            train_seconds = time.perf_counter() - t0
+            proba = predict_proba(model, val_loader, device)
+            val = classification_metrics(val_targets, proba, classes)
+            score = monitor_value(val, config.monitor)
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": total_loss / max(1, seen),
+                "val_loss": val["log_loss"],
+                "val_accuracy": val["accuracy"],
+                "val_balanced_accuracy": val["balanced_accuracy"],
+                "val_macro_f1": val["macro_f1"],
+                "val_auc": val["auc"],
+                "lr_head": optimizer.param_groups[-1]["lr"],
+                "frozen_stages": frozen,
+                "train_images_per_s": seen / train_seconds,
+                "seconds": time.perf_counter() - t0,
+            }
+            result.history.append(row)
+            result.images_seen += seen
+            improved = score > result.best_score
+            if improved:
+                result.best_epoch, result.best_score = epoch + 1, score
+                _save_state_dict(model, run_dir / BEST)
+            _write_metrics(metrics_file, result.history)
+            # Checkpoint after every epoch (write then rename), so kill -9 loses at most one epoch.
+            _save_state_dict(model, run_dir / CHECKPOINT)
+            tmp = state_path.with_name(f".{state_path.name}.tmp")
+            torch.save(
+                {
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "epoch": epoch + 1,
+                    "history": result.history,
+                    "best_epoch": result.best_epoch,
+                    "best_score": result.best_score,
+                },
+                tmp,
+            )
+            os.replace(tmp, state_path)
+            bar.update(
+                epoch_task,
+                advance=1,
+                info=f"val {config.monitor} {val.get(config.monitor) or 0:.3f} (best {result.best_epoch})",
+            )
+            if config.early_stopping and epoch + 1 - result.best_epoch >= config.early_stopping:
+                result.stopped_early = True
+                console.print(f"early stopping: no val {config.monitor} gain for {config.early_stopping} epochs")
+                break
+    result.train_seconds = time.perf_counter() - t_start
+    model.load_state_dict(load_file(str(run_dir / BEST)))
+    return result
+
+
+def _write_metrics(path: Path, history: list[dict[str, Any]]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+    os.replace(tmp, path)

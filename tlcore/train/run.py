@@ -1,0 +1,330 @@
+"""One training run, end to end: data -> backbone -> (features | fine-tuning) -> evaluation -> report."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+from torch.utils.data import DataLoader
+
+import tlcore
+from tlcore.config import RunConfig
+from tlcore.data.dataset import ImageDataset
+from tlcore.data.prepare import PreparedData, prepare_data
+from tlcore.errors import ConfigError, TlcoreError
+from tlcore.metrics.classification import classification_metrics
+from tlcore.models.backbones import Preprocessing, count_parameters, create_backbone, feature_dim, stage_groups
+from tlcore.models.transfer import MODEL_FILE, ModelMeta, TransferModel, atomic_write_text, save_model
+from tlcore.models.weights import WeightsSource, cache_root
+from tlcore.plugins import PluginHost
+from tlcore.specs import AugmentationContext, Backbone, HeadContext, Record
+from tlcore.train.features import FeatureCache
+from tlcore.train.finetune import fine_tune, predict_proba
+from tlcore.train.probe import ProbeResult, fit_sklearn_head, fit_torch_head
+from tlcore.train.runtime import console, pick_device, seed_everything
+
+RUN_CONFIG = "config.yaml"
+REPORT = "report.json"
+
+
+class Pipeline:
+    """The pieces every command needs: data, backbone, preprocessing and transforms, built from a config."""
+
+    def __init__(self, host: PluginHost, config: RunConfig, data: PreparedData) -> None:
+        self.host, self.config, self.data = host, config, data
+        self.backbone_spec: Backbone = host.backbone(config.backbone)
+        self.in_chans = config.in_chans or data.dataset.channels
+        self.backbone, self.weights, pre = create_backbone(
+            self.backbone_spec, config.weights, self.in_chans, config.drop_path_rate
+        )
+        if config.image_size:
+            pre = Preprocessing(
+                (config.image_size, config.image_size), pre.mean, pre.std, pre.interpolation, pre.crop_pct
+            )
+        self.pre = pre
+        self.device = pick_device(config.device)
+        augmentation = host.augmentations.get(config.augmentation)
+        ctx = dict(
+            image_size=pre.input_size,
+            interpolation=pre.interpolation,
+            crop_pct=pre.crop_pct,
+            channels=self.in_chans,
+            params=config.augmentation_params,
+        )
+        self.train_transform = augmentation.build(AugmentationContext(train=True, **ctx))  # type: ignore[arg-type]
+        self.eval_transform = augmentation.build(AugmentationContext(train=False, **ctx))  # type: ignore[arg-type]
+        if hasattr(self.train_transform, "set_random_seed"):
+            self.train_transform.set_random_seed(config.seed)
+        self.head_spec = host.heads.get(config.head)
+        if config.technique == "fine-tuning" and self.head_spec.kind != "torch":
+            raise ConfigError(
+                f"head {config.head!r} is a scikit-learn head: it cannot be fine-tuned",
+                "use head=linear or head=mlp with fine-tuning, or technique=feature-extraction",
+            )
+        self.num_features = feature_dim(self.backbone)
+
+    def dataset(self, records: list[Record], train: bool = False) -> ImageDataset:
+        transform = self.train_transform if train else self.eval_transform
+        return ImageDataset(records, self.data.dataset.reader, transform, self.pre.mean, self.pre.std)
+
+    def loader(self, records: list[Record]) -> DataLoader[Any]:
+        return DataLoader(
+            self.dataset(records),
+            batch_size=self.config.batch_size * 2,
+            shuffle=False,
+            num_workers=self.config.num_workers,
+            pin_memory=self.device.type == "cuda",
+        )
+
+    def feature_cache(self) -> FeatureCache:
+        root = Path(self.config.cache_dir) if self.config.cache_dir else cache_root() / "features"
+        return FeatureCache(
+            root,
+            {
+                "timm_name": self.backbone_spec.timm_name,
+                "weights": self.weights.origin,
+                "weights_file": self.weights.file.name if self.weights.file else None,
+                "preprocessing": self.pre.as_dict(),
+                "in_chans": self.in_chans,
+                "transform": repr(self.eval_transform),
+                "reader": getattr(self.data.dataset.reader, "__qualname__", repr(self.data.dataset.reader)),
+                "precision": "bf16" if self.device.type == "cuda" else "fp32",
+            },
+        )
+
+    def new_head(self) -> Any:
+        params = {"dropout": self.config.drop_rate, **self.config.head_params}
+        if self.head_spec.kind == "sklearn" and self.config.class_weights == "balanced":
+            params.setdefault("class_weight", "balanced")
+        return self.head_spec.build(
+            HeadContext(self.num_features, len(self.data.dataset.classes), self.data.dataset.task, params)
+        )
+
+    def meta(self, head_name: str) -> ModelMeta:
+        return ModelMeta(
+            backbone=self.backbone_spec.name,
+            timm_name=self.backbone_spec.timm_name,
+            in_chans=self.in_chans,
+            head=head_name,
+            head_params={"dropout": self.config.drop_rate, **self.config.head_params},
+            classes=self.data.dataset.classes,
+            task=self.data.dataset.task,
+            preprocessing=self.pre.as_dict(),
+            weights_origin=self.weights.origin,
+            tlcore_version=tlcore.__version__,
+        )
+
+
+def _targets(records: list[Record]) -> np.ndarray:
+    return np.array([r.target for r in records], dtype=np.int64)
+
+
+def _features(pipe: Pipeline, cache: FeatureCache, split: str, timing: dict[str, Any]) -> np.ndarray:
+    records = pipe.data.dataset.splits[split]
+    out = cache.extract(
+        pipe.backbone,
+        records,
+        pipe.dataset(records),
+        pipe.device,
+        pipe.config.batch_size,
+        pipe.config.num_workers,
+        label=f"features {split}",
+        show_progress=pipe.config.progress,
+    )
+    timing.setdefault("feature_extraction_s", 0.0)
+    timing["feature_extraction_s"] += out.seconds
+    timing.setdefault("feature_cache_hits", []).append(split) if out.cached else None
+    if split == "train" and not out.cached:
+        timing["backbone_epoch_s"] = out.seconds
+    return out.features
+
+
+def _augmented_views(pipe: Pipeline, cache: FeatureCache, timing: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """K augmented views of every training image, as extra feature rows (cached per view and seed)."""
+    records = pipe.data.dataset.splits["train"]
+    feats, ys = [], []
+    for view in range(pipe.config.feature_views):
+        ds = pipe.dataset(records, train=True)
+        if hasattr(ds.transform, "set_random_seed"):
+            ds.transform.set_random_seed(pipe.config.seed * 100 + view)
+        out = cache.extract(
+            pipe.backbone,
+            records,
+            ds,
+            pipe.device,
+            pipe.config.batch_size,
+            pipe.config.num_workers,
+            view=f"-aug{pipe.config.augmentation}-s{pipe.config.seed}-v{view}",
+            label=f"augmented view {view + 1}",
+            show_progress=pipe.config.progress,
+        )
+        timing["feature_extraction_s"] = timing.get("feature_extraction_s", 0.0) + out.seconds
+        feats.append(out.features)
+        ys.append(_targets(records))
+    return np.concatenate(feats), np.concatenate(ys)
+
+
+def _probe(
+    pipe: Pipeline, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, head: Any
+) -> ProbeResult:
+    classes = pipe.data.dataset.classes
+    if isinstance(head, nn.Module):
+        return fit_torch_head(head, x_train, y_train, x_val, y_val, classes, pipe.config)
+    return fit_sklearn_head(head, x_train, y_train, len(classes))
+
+
+def run_training(
+    host: PluginHost, config: RunConfig, data: str, run_dir: Path, preset: str | None, resume: bool = False
+) -> dict[str, Any]:
+    """Train, evaluate on val and test, and write the run directory. Returns the report."""
+    started = time.perf_counter()
+    seed_everything(config.seed)
+    torch.set_num_threads(torch.get_num_threads())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(
+        run_dir / RUN_CONFIG,
+        yaml.safe_dump({"preset": preset, "data": data, "config": config.model_dump()}, sort_keys=False),
+    )
+    timing: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    prepared = prepare_data(host, data, config)
+    if prepared.dataset.task != "classification":
+        raise TlcoreError(f"task {prepared.dataset.task!r} needs a plugin that trains it", "see tl list presets")
+    if prepared.skipped:
+        console.print(f"[yellow]skipped {len(prepared.skipped)} unreadable image(s); listed in report.json")
+    pipe = Pipeline(host, config, prepared)
+    timing["setup_s"] = time.perf_counter() - t0
+    splits = prepared.dataset.splits
+    classes = prepared.dataset.classes
+    y = {s: _targets(r) for s, r in splits.items()}
+    cache = pipe.feature_cache()
+    extra: dict[str, Any] = {}
+    test_proba: np.ndarray | None = None
+
+    if config.technique == "feature-extraction":
+        x = {s: _features(pipe, cache, s, timing) for s in ("train", "val", "test")}
+        x_train, y_train = x["train"], y["train"]
+        if config.feature_views:
+            xa, ya = _augmented_views(pipe, cache, timing)
+            x_train, y_train = np.concatenate([x_train, xa]), np.concatenate([y_train, ya])
+        result = _probe(pipe, x_train, y_train, x["val"], y["val"], pipe.new_head())
+        timing["head_fit_s"] = result.fit_seconds
+        timing["head_epoch_s"] = result.epoch_seconds
+        val_proba, test_proba = result.predict_proba(x["val"]), result.predict_proba(x["test"])
+        extra["head_history"] = result.history
+        if result.head is not None:
+            model = TransferModel(pipe.backbone, result.head)
+            save_model(model, pipe.meta("linear" if pipe.head_spec.kind == "sklearn" else config.head), run_dir)
+        else:
+            _save_estimator(result.estimator, run_dir)
+            save_model(TransferModel(pipe.backbone, nn.Identity()), pipe.meta(config.head), run_dir)
+    else:
+        head = pipe.new_head()
+        model = TransferModel(pipe.backbone, head)
+        resuming = resume and (run_dir / "checkpoint_state.pt").exists()
+        if config.strategy == "lp-ft" and not resuming:
+            # Linear probe first (on cached features), so fine-tuning starts from a good head and
+            # the pretrained features are not distorted by a random one (Kumar et al., 2022).
+            x_train, x_val = _features(pipe, cache, "train", timing), _features(pipe, cache, "val", timing)
+            probe = fit_torch_head(head, x_train, y["train"], x_val, y["val"], classes, config)
+            timing["linear_probe_s"] = probe.fit_seconds
+            timing["head_epoch_s"] = probe.epoch_seconds
+            extra["linear_probe_val_accuracy"] = probe.history and max(h["val_accuracy"] for h in probe.history)
+        model = model.to(pipe.device)
+        if pipe.device.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+        groups = stage_groups(pipe.backbone)
+        val_loader = pipe.loader(splits["val"])
+        fit = fine_tune(
+            model,
+            groups,
+            pipe.dataset(splits["train"], train=True),
+            val_loader,
+            y["val"],
+            classes,
+            config,
+            pipe.device,
+            run_dir,
+            resume=resume,
+        )
+        timing["train_s"] = fit.train_seconds
+        timing["epochs_run"] = len(fit.history)
+        timing["train_images_per_s"] = fit.images_seen / max(fit.train_seconds, 1e-9)
+        extra.update(best_epoch=fit.best_epoch, stopped_early=fit.stopped_early)
+        val_proba = predict_proba(model, val_loader, pipe.device)
+        test_proba = predict_proba(model, pipe.loader(splits["test"]), pipe.device)
+        save_model(model, pipe.meta(config.head), run_dir)
+
+    if "backbone_epoch_s" in timing and timing.get("head_epoch_s"):
+        # One epoch of head training on cached features vs one epoch recomputing the backbone.
+        timing["feature_cache_speedup_per_epoch"] = timing["backbone_epoch_s"] / timing["head_epoch_s"]
+    elif "backbone_epoch_s" in timing and timing.get("head_fit_s"):
+        # scikit-learn heads have no epochs: the whole fit vs one backbone pass.
+        timing["head_fit_vs_backbone_epoch"] = timing["backbone_epoch_s"] / timing["head_fit_s"]
+    total, trainable = count_parameters(pipe.backbone)
+    timing["total_s"] = time.perf_counter() - started
+    report = {
+        "tlcore_version": tlcore.__version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "preset": preset,
+        "technique": config.technique,
+        "strategy": config.strategy if config.technique == "fine-tuning" else None,
+        "val": classification_metrics(y["val"], val_proba, classes),
+        "test": classification_metrics(y["test"], test_proba, classes),
+        "model": {
+            "backbone": pipe.backbone_spec.name,
+            "timm_name": pipe.backbone_spec.timm_name,
+            "weights": _weights_dict(pipe.weights),
+            "head": config.head,
+            "in_chans": pipe.in_chans,
+            "preprocessing": pipe.pre.as_dict(),
+            "parameters": {"backbone_total": total, "backbone_trainable_at_end": trainable},
+            "file": MODEL_FILE,
+        },
+        "data": prepared.summary(),
+        "training": extra,
+        "timing": timing,
+        "environment": _environment(pipe.device),
+        "config": config.model_dump(),
+    }
+    atomic_write_text(run_dir / REPORT, json.dumps(report, indent=2, default=_json_default))
+    return report
+
+
+def _weights_dict(w: WeightsSource) -> dict[str, Any]:
+    return {"source": w.kind, "origin": w.origin, "pretrained": w.pretrained}
+
+
+def _environment(device: torch.device) -> dict[str, Any]:
+    import timm
+
+    return {
+        "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+    }
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _save_estimator(estimator: Any, run_dir: Path) -> None:
+    import skops.io as sio
+
+    sio.dump(estimator, run_dir / "head.skops")
