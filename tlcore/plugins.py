@@ -22,6 +22,7 @@ from typing import Any, TypeVar, cast
 
 import pluggy
 
+import tlcore
 from tlcore import hookspecs
 from tlcore.errors import TlcoreError, UnknownNameError
 from tlcore.registry import Registry
@@ -80,7 +81,7 @@ class PluginHost:
             from tlcore.default_plugins import DEFAULT_PLUGINS
 
             for module in DEFAULT_PLUGINS:
-                self.add_plugin(module, name=module.__name__, default=True)
+                self.add_plugin(module, name=module.__name__, version=tlcore.__version__, default=True)
         if load_entrypoints:
             self.load_entrypoints()
 
@@ -95,6 +96,8 @@ class PluginHost:
         default: bool = False,
     ) -> bool:
         """Register one plugin object; on failure record the error and return False."""
+        if name in self._infos:
+            return False  # a name already taken (the same entry point seen twice): keep the first
         info = PluginInfo(name=name, version=version, distribution=distribution, default=default)
         self._infos[name] = info
         try:
@@ -158,7 +161,11 @@ class PluginHost:
         """Call one registrar hook plugin by plugin, so one broken plugin cannot hide the others."""
         registry: Registry[T] = Registry(kind)
         caller = getattr(self.pm.hook, hook_name)
-        for impl in reversed(caller.get_hookimpls()):  # registration order
+        # pluggy calls implementations last-registered first; registries follow load order instead,
+        # so on a name clash the plugin loaded first (the core's defaults) keeps the name.
+        order = {name: i for i, name in enumerate(self._infos)}
+        impls = sorted(caller.get_hookimpls(), key=lambda im: order.get(self.pm.get_name(im.plugin) or "", len(order)))
+        for impl in impls:
             plugin_name = self.pm.get_name(impl.plugin) or repr(impl.plugin)
             if self._infos.get(plugin_name, PluginInfo(plugin_name, None, None)).status == "failed":
                 continue
@@ -171,8 +178,13 @@ class PluginHost:
 
             try:
                 impl.function(register=register)
+                # All or nothing: check every staged name before adding any.
+                trial: Registry[T] = Registry(kind)
+                for entry in registry:
+                    trial.add(entry.name, entry.item, entry.plugin)
                 for item in staged:
-                    registry.add(cast(Any, item).name, item, plugin_name)
+                    trial.add(cast(Any, item).name, item, plugin_name)
+                registry = trial
             except TlcoreError as exc:
                 self._fail(plugin_name, f"{hook_name}: {exc}")
             except Exception as exc:

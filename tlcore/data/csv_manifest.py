@@ -58,10 +58,6 @@ def _pick(df: pd.DataFrame, option: str | None, candidates: tuple[str, ...], wha
     return None
 
 
-def detect(root: Path) -> bool:
-    return (root.is_file() and root.suffix.lower() == ".csv") or (root.is_dir() and len(list(root.glob("*.csv"))) == 1)
-
-
 def load(root: Path, options: Mapping[str, Any]) -> LabeledDataset:
     manifest = _manifest(root, options)
     try:

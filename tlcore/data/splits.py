@@ -23,7 +23,9 @@ def _carve(records: Sequence[Record], fraction: float, seed: int) -> tuple[list[
     else:
         targets = [r.target for r in records]
         counts = np.unique(np.asarray(targets, dtype=object).astype(str), return_counts=True)[1]
-        stratify = targets if isinstance(targets[0], int) and counts.min() >= 2 else None
+        n_held = max(1, round(fraction * len(records)))
+        feasible = counts.min() >= 2 and len(counts) <= n_held and len(counts) <= len(records) - n_held
+        stratify = targets if isinstance(targets[0], int) and feasible else None
         keep, held = train_test_split(idx, test_size=fraction, random_state=seed, stratify=stratify)
     return [records[i] for i in sorted(keep)], [records[i] for i in sorted(held)]
 

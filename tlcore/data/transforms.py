@@ -20,12 +20,11 @@ def eval_transform(ctx: AugmentationContext) -> A.Compose:
     """Resize the short side to size/crop_pct, then centre-crop: timm's eval preprocessing."""
     h, w = ctx.image_size
     interp = INTERPOLATION.get(ctx.interpolation, cv2.INTER_CUBIC)
-    return A.Compose(
-        [
-            A.SmallestMaxSize(max_size=round(min(h, w) / ctx.crop_pct), interpolation=interp),
-            A.CenterCrop(height=h, width=w),
-        ]
-    )
+    if h != w:  # timm does the same for non-square inputs: resize both sides, then crop
+        resize: A.BasicTransform = A.Resize(int(h / ctx.crop_pct), int(w / ctx.crop_pct), interpolation=interp)
+    else:
+        resize = A.SmallestMaxSize(max_size=round(h / ctx.crop_pct), interpolation=interp)
+    return A.Compose([resize, A.CenterCrop(height=h, width=w)])
 
 
 def standard(ctx: AugmentationContext) -> A.Compose:

@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from tlcore import hookimpl
-from tlcore.data import transforms
-from tlcore.specs import Augmentation
+from tlcore.specs import Augmentation, AugmentationContext
+
+DESCRIPTIONS = {
+    "standard": "random resized crop, horizontal flip and mild colour jitter (natural photos)",
+    "light": "gentle: resize, small shift/scale/rotate and horizontal flip",
+    "none": "no augmentation: the eval preprocessing for training too",
+}
+
+
+def _lazy(name: str) -> Callable[[AugmentationContext], Any]:
+    # albumentations and OpenCV load only when a pipeline is built, so `tl list` stays fast.
+    def build(ctx: AugmentationContext) -> Any:
+        from tlcore.data import transforms
+
+        return getattr(transforms, name)(ctx)
+
+    return build
 
 
 @hookimpl
 def register_augmentations(register: Callable[[Augmentation], None]) -> None:
-    for name, build in (("standard", transforms.standard), ("light", transforms.light), ("none", transforms.none)):
-        register(Augmentation(name=name, description=(build.__doc__ or "").strip(), build=build))
+    for name, description in DESCRIPTIONS.items():
+        register(Augmentation(name=name, description=description, build=_lazy(name)))

@@ -1,0 +1,129 @@
+"""tlcore-medical: its hooks, the medical/xray augmentation and the medical/chest-xray preset."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
+import albumentations as A
+import numpy as np
+import pytest
+
+import tlcore_medical
+from tlcore.config import build_config, preset_settings
+from tlcore.data.transforms import eval_transform
+from tlcore.errors import ConfigError
+from tlcore.plugins import PluginHost
+from tlcore.specs import AugmentationContext
+
+
+@pytest.fixture
+def host() -> PluginHost:
+    host = PluginHost(load_entrypoints=False)
+    assert host.add_plugin(tlcore_medical, name="medical")
+    return host
+
+
+def test_hooks_register_what_the_plugin_claims(host: PluginHost) -> None:
+    info = next(i for i in host.plugins() if i.name == "medical")
+    assert info.hooks == ["register_augmentations", "register_presets"]
+    assert host.augmentations.entry("medical/xray").plugin == "medical"
+    assert host.presets.entry("medical/chest-xray").plugin == "medical"
+    assert "no flip" in host.augmentations.get("medical/xray").description
+    assert host.failures() == []
+    assert info.status == "loaded"
+
+
+def test_entry_point_is_installed() -> None:
+    (ep,) = entry_points(group="tlcore", name="medical")
+    assert ep.value == "tlcore_medical"
+    assert ep.dist is not None and ep.dist.metadata["Name"] == "tlcore-medical"
+    info = next(i for i in PluginHost().plugins() if i.name == "medical")
+    assert (info.status, info.distribution, info.version, info.error) == ("loaded", "tlcore-medical", "0.1.0", None)
+
+
+def test_loading_the_plugin_does_not_import_albumentations() -> None:
+    """`tl list` and `tl plugins` import every plugin; the pipelines' imports wait until a build."""
+    code = "import sys, tlcore_medical; print('albumentations' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+def _apply_every_step(pipeline: A.Compose, image: np.ndarray) -> np.ndarray:
+    """Run each step with p=1 (force_apply), so rare branches run too, then the pipeline as composed."""
+    out = image
+    for step in pipeline.transforms:
+        out = step(image=out, force_apply=True)["image"]
+    for _ in range(5):
+        assert pipeline(image=image)["image"].shape == out.shape
+    return out
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("train", [True, False])
+@pytest.mark.parametrize("channels", [3, 1])
+@pytest.mark.parametrize("hflip", [False, True])
+@pytest.mark.parametrize("input_hw", [(150, 170), (300, 90), (40, 50)])
+def test_xray_keeps_shape_and_dtype(
+    host: PluginHost, train: bool, channels: int, hflip: bool, input_hw: tuple[int, int]
+) -> None:
+    aug = host.augmentations.get("medical/xray")
+    ctx = AugmentationContext(image_size=(96, 96), train=train, channels=channels, params={"hflip": hflip})
+    image = np.random.default_rng(0).integers(0, 256, (*input_hw, channels), dtype=np.uint8)
+    out = _apply_every_step(aug.build(ctx), image)
+    assert out.shape == (96, 96, channels)
+    assert out.dtype == np.uint8
+
+
+def _steps(pipeline: A.Compose) -> list[str]:
+    return [type(t).__name__ for t in pipeline.transforms]
+
+
+def test_xray_train_steps_and_no_flip_by_default(host: PluginHost) -> None:
+    build = host.augmentations.get("medical/xray").build
+    train = build(AugmentationContext(image_size=(224, 224), train=True))
+    steps = _steps(train)
+    assert steps[:2] == _steps(eval_transform(AugmentationContext(image_size=(224, 224), train=False)))
+    for name in ("Affine", "RandomBrightnessContrast", "RandomGamma", "CLAHE", "GaussNoise"):
+        assert name in steps
+    assert not {"HorizontalFlip", "VerticalFlip", "ColorJitter", "HueSaturationValue"} & set(steps)
+    clahe = next(t for t in train.transforms if isinstance(t, A.CLAHE))
+    assert clahe.p == pytest.approx(0.3)
+    affine = next(t for t in train.transforms if isinstance(t, A.Affine))
+    assert tuple(affine.rotate) == (-10, 10)
+
+    flipped = build(AugmentationContext(image_size=(224, 224), train=True, params={"hflip": True}))
+    assert "HorizontalFlip" in _steps(flipped)
+    assert "VerticalFlip" not in _steps(flipped)
+
+
+def test_xray_eval_is_the_core_eval_transform(host: PluginHost) -> None:
+    ctx = AugmentationContext(image_size=(64, 64), train=False, params={"hflip": True})
+    image = np.random.default_rng(1).integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    ours = host.augmentations.get("medical/xray").build(ctx)(image=image)["image"]
+    core = eval_transform(ctx)(image=image)["image"]
+    np.testing.assert_array_equal(ours, core)
+
+
+def test_xray_rejects_a_non_boolean_hflip(host: PluginHost) -> None:
+    with pytest.raises(ConfigError, match="hflip"):
+        host.augmentations.get("medical/xray").build(
+            AugmentationContext(image_size=(64, 64), train=True, params={"hflip": "yes"}))
+
+
+def test_chest_xray_preset_resolves(host: PluginHost) -> None:
+    preset = host.presets.get("medical/chest-xray")
+    assert preset.extends == "fine-tuning"
+    assert "chest" in preset.description
+    config = build_config(preset_settings(host.presets, "medical/chest-xray"), {}, "preset medical/chest-xray")
+    assert config.technique == "fine-tuning"
+    assert config.strategy == "lp-ft"  # inherited from fine-tuning
+    assert config.backbone == "tf_efficientnet_lite0"
+    assert config.augmentation == "medical/xray"
+    assert config.augmentation in host.augmentations
+    assert config.class_weights == "balanced"
+    assert config.monitor == "balanced_accuracy"
+    # overrides still apply on top
+    assert build_config(preset_settings(host.presets, "medical/chest-xray"), {"epochs": 2}, "x").epochs == 2
