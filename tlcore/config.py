@@ -68,6 +68,20 @@ class RunConfig(BaseModel):
     progress: bool = True
 
 
+def _numbers(value: Any) -> Any:
+    """YAML 1.1 reads ``3e-4`` (no dot) as a string; users mean a number, also inside dicts."""
+    if isinstance(value, str):
+        try:
+            return float(value) if any(c in value for c in "eE.") else value
+        except ValueError:
+            return value
+    if isinstance(value, dict):
+        return {k: _numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbers(v) for v in value]
+    return value
+
+
 def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
     """Parse ``key=value`` strings; values are YAML (``lr=3e-4``, ``head_params={C: 2}``)."""
     out: dict[str, Any] = {}
@@ -80,9 +94,9 @@ def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
         if key not in fields:
             close = difflib.get_close_matches(key, list(fields), n=3)
             hint = f"did you mean {', '.join(close)}? " if close else ""
-            raise ConfigError(f"--set: unknown key {key!r}", f"{hint}see `tl train --help-settings`")
+            raise ConfigError(f"--set: unknown key {key!r}", f"{hint}see `tl train --help`")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = _numbers(yaml.safe_load(raw)) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
         # Strings that YAML reads as numbers/bools stay strings for str fields (backbone=resnet50 is fine).

@@ -41,12 +41,17 @@ def read_image(path: str, channels: int = 3) -> np.ndarray:
 
 
 def check_image(path: str) -> str | None:
-    """Return why ``path`` is not a readable image, or None. Cheap: headers plus ``verify()``."""
+    """Return why ``path`` is not a readable image, or None. Cheap: ``verify()`` plus a draft decode."""
     try:
         if os.path.getsize(path) == 0:
             return "empty file"
         with Image.open(path) as im:
             im.verify()
+        # verify() does not decode pixel data, so it misses a JPEG cut off mid-scan; decode too
+        # (JPEGs at 1/8 scale, which still reads every scan, so this stays cheap).
+        with Image.open(path) as im:
+            im.draft(im.mode, (max(1, im.width // 8), max(1, im.height // 8)))
+            im.load()
     except Exception as exc:  # any decoder failure means unusable
         return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return None

@@ -22,6 +22,7 @@ from tlcore.specs import HeadContext
 
 MODEL_FILE = "model.safetensors"
 MODEL_META = "model.json"
+ESTIMATOR_FILE = "head.skops"  # a scikit-learn head with no torch equivalent (SVM), saved by the run
 
 
 class TransferModel(nn.Module):
@@ -32,6 +33,31 @@ class TransferModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(x))
+
+
+class EstimatorHead(nn.Module):
+    """A fitted scikit-learn head as a module: returns log-probabilities, so softmax gives ``predict_proba``."""
+
+    def __init__(self, estimator: Any) -> None:
+        super().__init__()
+        self.estimator = estimator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        proba = torch.as_tensor(self.estimator.predict_proba(x.detach().float().cpu().numpy()), dtype=torch.float32)
+        return torch.log(proba.clamp_min(1e-12)).to(x.device)
+
+
+def _load_estimator(run_dir: Path) -> EstimatorHead:
+    """The run's scikit-learn head from skops (which refuses types it does not trust; no pickle)."""
+    import skops.io as sio
+
+    path = run_dir / ESTIMATOR_FILE
+    if not path.exists():
+        raise TlcoreError(f"{run_dir} has no {ESTIMATOR_FILE} for its scikit-learn head", "train the run again")
+    try:
+        return EstimatorHead(sio.load(path))
+    except Exception as exc:
+        raise TlcoreError(f"cannot load {path}: {type(exc).__name__}: {exc}") from None
 
 
 @dataclass
@@ -91,14 +117,18 @@ def load_model(host: PluginHost, run_dir: Path) -> tuple[TransferModel, ModelMet
     backbone_spec = host.backbone(meta.backbone)
     backbone, _, _ = create_backbone(backbone_spec, weights="none", in_chans=meta.in_chans)
     head_spec = host.heads.get(meta.head)
-    head = head_spec.build(
-        HeadContext(
-            feature_dim(backbone),
-            len(meta.classes),
-            meta.task,  # type: ignore[arg-type]
-            meta.head_params,
+    head: nn.Module
+    if head_spec.kind == "sklearn":  # saved as nn.Identity in MODEL_FILE, the estimator beside it
+        head = _load_estimator(run_dir)
+    else:
+        head = head_spec.build(
+            HeadContext(
+                feature_dim(backbone),
+                len(meta.classes),
+                meta.task,  # type: ignore[arg-type]
+                meta.head_params,
+            )
         )
-    )
     model = TransferModel(backbone, head)
     model.load_state_dict(load_file(str(run_dir / MODEL_FILE)))
     model.eval()

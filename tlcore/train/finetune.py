@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from tlcore.config import RunConfig
 from tlcore.data.dataset import ImageDataset, reseed_worker
+from tlcore.errors import ConfigError
 from tlcore.metrics.classification import classification_metrics, monitor_value
 from tlcore.models.backbones import keep_frozen_bn_in_eval, set_trainable
 from tlcore.models.transfer import TransferModel
@@ -125,7 +126,13 @@ def fine_tune(
     k = len(classes)
     optimizer = torch.optim.AdamW(param_groups(model, groups, config), lr=config.lr)
     use_mix = config.mixup > 0 or config.cutmix > 0
-    steps_per_epoch = len(train_set) // config.batch_size if use_mix else math.ceil(len(train_set) / config.batch_size)
+    batch_size = config.batch_size
+    if use_mix:
+        # timm's Mixup needs even batches, so incomplete ones are dropped; never drop them all.
+        batch_size = min(batch_size, len(train_set) // 2 * 2)
+        if batch_size < 2:
+            raise ConfigError("mixup/cutmix need at least 2 training images", "set mixup=0 cutmix=0")
+    steps_per_epoch = len(train_set) // batch_size if use_mix else math.ceil(len(train_set) / batch_size)
     steps_per_epoch = max(1, steps_per_epoch)
     total_steps = steps_per_epoch * config.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -180,7 +187,7 @@ def fine_tune(
                 sampler = WeightedRandomSampler(w.tolist(), len(w), replacement=True, generator=gen)
             loader = DataLoader(
                 train_set,
-                batch_size=config.batch_size,
+                batch_size=batch_size,
                 shuffle=sampler is None,
                 sampler=sampler,
                 generator=gen,

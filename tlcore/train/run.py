@@ -29,7 +29,7 @@ from tlcore.specs import AugmentationContext, Backbone, HeadContext, Record
 from tlcore.train.features import FeatureCache
 from tlcore.train.finetune import fine_tune, predict_proba
 from tlcore.train.probe import ProbeResult, fit_sklearn_head, fit_torch_head
-from tlcore.train.runtime import console, pick_device, seed_everything
+from tlcore.train.runtime import console, pick_device, prepare_model, seed_everything
 
 RUN_CONFIG = "config.yaml"
 REPORT = "report.json"
@@ -51,6 +51,7 @@ class Pipeline:
             )
         self.pre = pre
         self.device = pick_device(config.device)
+        self.backbone = prepare_model(self.backbone, self.device)
         augmentation = host.augmentations.get(config.augmentation)
         ctx = dict(
             image_size=pre.input_size,
@@ -187,12 +188,6 @@ def run_training(
     """Train, evaluate on val and test, and write the run directory. Returns the report."""
     started = time.perf_counter()
     seed_everything(config.seed)
-    torch.set_num_threads(torch.get_num_threads())
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(
-        run_dir / RUN_CONFIG,
-        yaml.safe_dump({"preset": preset, "data": data, "config": config.model_dump()}, sort_keys=False),
-    )
     timing: dict[str, Any] = {}
     t0 = time.perf_counter()
     prepared = prepare_data(host, data, config)
@@ -201,6 +196,12 @@ def run_training(
     if prepared.skipped:
         console.print(f"[yellow]skipped {len(prepared.skipped)} unreadable image(s); listed in report.json")
     pipe = Pipeline(host, config, prepared)
+    # Only once data and model are known to be usable: a failed start leaves no run directory behind.
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(
+        run_dir / RUN_CONFIG,
+        yaml.safe_dump({"preset": preset, "data": data, "config": config.model_dump()}, sort_keys=False),
+    )
     timing["setup_s"] = time.perf_counter() - t0
     splits = prepared.dataset.splits
     classes = prepared.dataset.classes
@@ -238,9 +239,7 @@ def run_training(
             timing["linear_probe_s"] = probe.fit_seconds
             timing["head_epoch_s"] = probe.epoch_seconds
             extra["linear_probe_val_accuracy"] = probe.history and max(h["val_accuracy"] for h in probe.history)
-        model = model.to(pipe.device)
-        if pipe.device.type == "cuda":
-            model = model.to(memory_format=torch.channels_last)
+        model = prepare_model(model, pipe.device)
         groups = stage_groups(pipe.backbone)
         val_loader = pipe.loader(splits["val"])
         fit = fine_tune(

@@ -1,0 +1,154 @@
+"""The run configuration: --set parsing, validation errors and preset inheritance."""
+
+from __future__ import annotations
+
+import pytest
+
+from tlcore.config import RunConfig, build_config, parse_overrides, preset_settings
+from tlcore.errors import ConfigError, UnknownNameError
+from tlcore.registry import Registry
+from tlcore.specs import Preset
+
+
+def presets(*items: Preset) -> Registry[Preset]:
+    registry: Registry[Preset] = Registry("preset")
+    for p in items:
+        registry.add(p.name, p, "tests")
+    return registry
+
+
+# -- parse_overrides -------------------------------------------------------------------------
+
+
+def test_overrides_parse_numbers_and_bools_as_yaml() -> None:
+    out = parse_overrides(["epochs=5", "lr=0.0003", "progress=false", "balanced_sampling=yes", "layer_decay=0.7"])
+    assert out == {"epochs": 5, "lr": 3e-4, "progress": False, "balanced_sampling": True, "layer_decay": 0.7}
+    assert isinstance(out["epochs"], int)
+    assert isinstance(out["lr"], float)
+
+
+def test_exponent_notation_ends_up_as_a_float_in_the_config() -> None:
+    # PyYAML (YAML 1.1) reads "3e-4" as a string; the typed config still gets the number.
+    config = build_config({}, parse_overrides(["lr=3e-4", "weight_decay=1e-2"]), "config")
+    assert config.lr == pytest.approx(3e-4)
+    assert config.weight_decay == pytest.approx(1e-2)
+
+
+def test_overrides_parse_dict_values_as_yaml() -> None:
+    out = parse_overrides(["head_params={C: 2, kernel: linear}", "adapter_options={split_aliases: {dev2: val}}"])
+    assert out["head_params"] == {"C": 2, "kernel": "linear"}
+    assert out["adapter_options"] == {"split_aliases": {"dev2": "val"}}
+
+
+@pytest.mark.parametrize(
+    ("pair", "expected"),
+    [("backbone=123", "123"), ("weights=none", "none"), ("device=cpu", "cpu"), ("head=true", "true")],
+)
+def test_overrides_keep_str_fields_as_the_raw_string(pair: str, expected: str) -> None:
+    key = pair.partition("=")[0]
+    value = parse_overrides([pair])[key]
+    assert value == expected
+    assert isinstance(value, str)
+
+
+def test_override_value_may_contain_equals_sign() -> None:
+    assert parse_overrides(["weights=/tmp/a=b.safetensors"]) == {"weights": "/tmp/a=b.safetensors"}
+
+
+def test_override_without_equals_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="not key=value"):
+        parse_overrides(["epochs"])
+
+
+def test_unknown_override_key_suggests_close_match() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_overrides(["epoch=3"])
+    assert "'epoch'" in info.value.message
+    assert info.value.hint is not None
+    assert "epochs" in info.value.hint
+
+
+def test_unknown_override_key_without_close_match_still_points_to_help() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_overrides(["zzzzqqq=1"])
+    assert "did you mean" not in str(info.value)
+    assert "--help-settings" in str(info.value) or "help" in str(info.value)
+
+
+# -- build_config ----------------------------------------------------------------------------
+
+
+def test_build_config_applies_overrides_over_settings() -> None:
+    config = build_config({"epochs": 3, "lr": 0.1}, {"epochs": 7}, "preset x")
+    assert isinstance(config, RunConfig)
+    assert (config.epochs, config.lr) == (7, 0.1)
+
+
+def test_wrong_type_in_override_names_the_key_and_source() -> None:
+    with pytest.raises(ConfigError) as info:
+        build_config({}, parse_overrides(["epochs=abc"]), "preset fine-tuning")
+    message = str(info.value)
+    assert "epochs" in message
+    assert message.startswith("--set")
+    assert "'abc'" in message
+
+
+def test_wrong_type_in_preset_names_the_preset() -> None:
+    with pytest.raises(ConfigError) as info:
+        build_config({"batch_size": "lots"}, {}, "preset broken")
+    assert "preset broken" in str(info.value)
+    assert "batch_size" in str(info.value)
+
+
+def test_out_of_range_and_bad_literal_values_are_refused() -> None:
+    with pytest.raises(ConfigError, match="val_fraction"):
+        build_config({}, {"val_fraction": 1.5}, "config")
+    with pytest.raises(ConfigError, match="strategy"):
+        build_config({}, {"strategy": "everything"}, "config")
+
+
+def test_unknown_key_in_preset_settings_is_refused() -> None:
+    with pytest.raises(ConfigError, match="nosuchkey"):
+        build_config({"nosuchkey": 1}, {}, "preset p")
+
+
+# -- presets ---------------------------------------------------------------------------------
+
+
+def test_preset_extends_chain_merges_base_first() -> None:
+    registry = presets(
+        Preset("base", "", {"epochs": 10, "lr": 0.1, "head": "linear"}),
+        Preset("middle", "", {"epochs": 20, "batch_size": 8}, extends="base"),
+        Preset("leaf", "", {"lr": 0.5}, extends="middle"),
+    )
+    assert preset_settings(registry, "leaf") == {"epochs": 20, "lr": 0.5, "head": "linear", "batch_size": 8}
+    assert preset_settings(registry, "base") == {"epochs": 10, "lr": 0.1, "head": "linear"}
+
+
+def test_preset_extends_cycle_raises() -> None:
+    registry = presets(
+        Preset("a", "", {"epochs": 1}, extends="b"),
+        Preset("b", "", {"epochs": 2}, extends="c"),
+        Preset("c", "", {"epochs": 3}, extends="a"),
+    )
+    with pytest.raises(ConfigError, match="extends itself"):
+        preset_settings(registry, "a")
+
+
+def test_preset_extending_itself_raises() -> None:
+    with pytest.raises(ConfigError, match="extends itself"):
+        preset_settings(presets(Preset("loop", "", {}, extends="loop")), "loop")
+
+
+def test_preset_extending_unknown_preset_names_both() -> None:
+    with pytest.raises(ConfigError) as info:
+        preset_settings(presets(Preset("child", "", {}, extends="ghost")), "child")
+    assert "'child'" in str(info.value)
+    assert "'ghost'" in str(info.value)
+
+
+def test_unknown_preset_suggests_close_name() -> None:
+    registry = presets(Preset("fine-tuning", "", {}), Preset("feature-extraction", "", {}))
+    with pytest.raises(UnknownNameError) as info:
+        preset_settings(registry, "fine-tunin")
+    assert info.value.close_matches[0] == "fine-tuning"

@@ -1,0 +1,43 @@
+"""Slow tests on the real datasets in ../shared/datasets (run with `pytest -m slow`).
+
+They check the issue's acceptance numbers with the presets untouched; they are skipped where the
+shared datasets are not present.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tlcore.cli import main
+from tlcore.plugins import reset_host
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+BEANS = SHARED / "beans"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not BEANS.is_dir(), reason="../shared/datasets/beans not present"),
+]
+
+
+def _train(preset: str, out: Path, *extra: str) -> dict:
+    reset_host(None)
+    assert main(["train", "--preset", preset, "--data", str(BEANS), "--output", str(out), "--quiet", *extra]) == 0
+    return json.loads((out / "report.json").read_text())
+
+
+def test_feature_extraction_preset_on_beans(tmp_path: Path) -> None:
+    report = _train("feature-extraction", tmp_path / "fe")
+    assert report["test"]["accuracy"] >= 0.88
+    assert report["model"]["weights"]["source"] == "file"
+    assert report["data"]["counts"] == {"train": 1034, "val": 133, "test": 128}
+    assert report["timing"]["total_s"] < 180
+
+
+def test_fine_tuning_preset_on_beans(tmp_path: Path) -> None:
+    report = _train("fine-tuning", tmp_path / "ft")
+    assert report["test"]["accuracy"] >= 0.95
+    assert report["timing"]["total_s"] < 20 * 60
