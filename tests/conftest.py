@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -164,3 +166,42 @@ def tl_module(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., int]:
                 reset_host(None)
 
     return run
+
+
+def run_pip(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m pip ARGS`` with this interpreter, quietly, without asking or checking versions."""
+    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
+    return subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.fixture
+def pip_editable() -> Iterator[Callable[[Path, str], None]]:
+    """``install(project, dist)``: pip-install a plugin folder editable into this interpreter (no deps, no
+    build isolation, no index); every distribution installed is uninstalled after the test."""
+    installed: list[str] = []
+
+    def install(project: Path, dist: str) -> None:
+        installed.append(dist)
+        result = run_pip("install", "--no-deps", "--no-build-isolation", "--no-index", "-e", str(project))
+        assert result.returncode == 0, f"pip install -e {project} failed:\n{result.stdout}\n{result.stderr}"
+
+    try:
+        yield install
+    finally:
+        if installed:
+            run_pip("uninstall", "-y", *installed)
+
+
+@pytest.fixture
+def subprocess_env(tmp_path: Path) -> dict[str, str]:
+    """The environment for ``tl``/``pytest`` subprocesses: every installed plugin, caches under tmp_path,
+    one torch thread (the machine is small and shared)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TLCORE_DISABLE_PLUGINS", "TLCORE_LOAD_PLUGINS")}
+    env.update(
+        TLCORE_CACHE=str(tmp_path / "tlcore-cache"),
+        TLCORE_DATA=str(tmp_path / "tlcore-data"),
+        HF_HUB_OFFLINE="1",
+        OMP_NUM_THREADS="1",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    return env

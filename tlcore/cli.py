@@ -20,6 +20,7 @@ examples:
   tl evaluate runs/ft --data ./other_hospital
   tl predict runs/ft leaf1.jpg leaf2.jpg
   tl list presets            tl list backbones lite        tl plugins
+  tl plugin new derm         (an installable plugin skeleton; see docs/plugins/tutorial.md)
 
 data layouts: <root>/<split>/<class>/<image> (splits train, val, test; a missing val/test is carved out
 of train with a fixed seed), <root>/<class>/<image>, a CSV manifest, or a name from `tl list datasets`.
@@ -89,6 +90,19 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def _describe(item: Any) -> str:
     return str(getattr(item, "description", None) or getattr(item, "title", ""))
+
+
+def cmd_plugin_new(args: argparse.Namespace) -> int:
+    from tlcore.scaffold import new_plugin
+
+    target = new_plugin(args.name, args.dir)
+    print(f"created {target}: an installable plugin {args.name!r} with one example of every hook")
+    print("next:")
+    print(f"  pip install -e {target}")
+    print(f"  python -m pytest {target / 'tests'}")
+    print("  tl plugins")
+    print(f"  tl train --preset {args.name}/default --data DIR")
+    return 0
 
 
 # -- train / evaluate / predict / extract --------------------------------------------------------
@@ -177,24 +191,20 @@ def _load(host: Any, run_dir: Path) -> tuple[Any, Any]:
 
 
 def _predict(model: Any, meta: Any, paths: list[str], reader: Any, config: Any) -> Any:
-    import numpy as np
     import torch
     from torch.utils.data import DataLoader
 
     from tlcore.data.dataset import ImageDataset
     from tlcore.data.transforms import eval_transform
     from tlcore.specs import AugmentationContext, Record
+    from tlcore.train.finetune import predict_proba
 
     pre = meta.preprocess()
     transform = eval_transform(
         AugmentationContext(pre.input_size, False, pre.interpolation, pre.crop_pct, meta.in_chans)
     )
     ds = ImageDataset([Record(p, 0) for p in paths], reader, transform, pre.mean, pre.std)
-    out = []
-    with torch.inference_mode():
-        for x, _ in DataLoader(ds, batch_size=64):
-            out.append(torch.softmax(model(x), dim=1).numpy())
-    return np.concatenate(out)
+    return predict_proba(model, DataLoader(ds, batch_size=64), torch.device("cpu"))
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -240,7 +250,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
             pipe.dataset(records),
             pipe.device,
             config.batch_size,
-            config.num_workers,
+            pipe.workers,
             label=f"features {split}",
             show_progress=config.progress,
         )
@@ -328,6 +338,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--all", action="store_true", help="include the core's default plugins")
     p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("plugin", help="write a new plugin: tl plugin new NAME [--dir DIR]")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    new = actions.add_parser(
+        "new",
+        help="write an installable plugin skeleton tlcore-NAME/ with one example of every hook",
+        description="Write DIR/tlcore-NAME/: pyproject.toml (entry point group tlcore), the package "
+        "tlcore_NAME with one example of every hook, tests that run tlcore.testing.check_plugin, and a README.",
+    )
+    new.add_argument("name", metavar="NAME", help="plugin name: lowercase letters, digits and hyphens (derm)")
+    new.add_argument("--dir", default=".", help="folder to create tlcore-NAME/ in (default: the current one)")
+    new.set_defaults(func=cmd_plugin_new)
 
     p = sub.add_parser("list", help="list datasets, adapters, backbones, heads, augmentations or presets")
     p.add_argument("kind", choices=["datasets", "adapters", "backbones", "heads", "augmentations", "presets"])

@@ -63,7 +63,8 @@ class RunConfig(BaseModel):
     # runtime
     seed: int = 0
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
-    num_workers: int = Field(0, ge=0, description="DataLoader worker processes")
+    num_workers: int | None = Field(None, ge=0, description="DataLoader workers; default 0 on CPU, most cores on GPU")
+    compile: bool = Field(False, description="torch.compile the model for fine-tuning (pays off on GPUs)")
     cache_dir: str | None = Field(None, description="feature cache; default ~/.cache/tlcore/features")
     progress: bool = True
 

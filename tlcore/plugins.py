@@ -24,7 +24,7 @@ import pluggy
 
 import tlcore
 from tlcore import hookspecs
-from tlcore.errors import TlcoreError, UnknownNameError
+from tlcore.errors import DuplicateNameError, TlcoreError, UnknownNameError
 from tlcore.registry import Registry
 from tlcore.specs import Augmentation, Backbone, DatasetAdapter, Head, Preset
 
@@ -216,7 +216,20 @@ class PluginHost:
         from tlcore.catalog import Catalog, CatalogEntry
 
         plugin_entries = self._collect("register_catalog_entries", "dataset", CatalogEntry)
-        return Catalog.load(plugin_entries=plugin_entries)
+        catalog = Catalog.load()
+        # A plugin that claims a name from datasets.yaml (or $TLCORE_CATALOG) fails on its own, all or
+        # nothing, like a clash between two plugins; the files' entries and every other plugin stay.
+        clashes: dict[str, list[str]] = {}
+        for entry in plugin_entries:
+            if entry.name in catalog.registry:
+                clashes.setdefault(entry.plugin, []).append(entry.name)
+        for plugin_name, names in clashes.items():
+            clash = DuplicateNameError("dataset", names[0], catalog.registry.entry(names[0]).plugin, plugin_name)
+            self._fail(plugin_name, f"register_catalog_entries: {clash}")
+        for entry in plugin_entries:
+            if entry.plugin not in clashes:
+                catalog.registry.add(entry.name, entry.item, entry.plugin)
+        return catalog
 
     def backbone(self, name: str) -> Backbone:
         """A registered backbone, or one a plugin resolves by name (any timm model, by default)."""

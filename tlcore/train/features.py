@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 
 from tlcore.data.dataset import ImageDataset
 from tlcore.specs import Record
-from tlcore.train.runtime import autocast, progress, to_device
+from tlcore.train.runtime import autocast, loader_options, progress
 
 
 def file_digest(path: str) -> str:
@@ -96,15 +96,13 @@ def compute_features(
     show_progress: bool = True,
 ) -> np.ndarray:
     model.eval()
-    loader = DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda"
-    )
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, **loader_options(num_workers, device))
     out: list[np.ndarray] = []
     with progress(show_progress) as bar:
         task = bar.add_task(label, total=len(dataset), info="")
         for x, _ in loader:
             with autocast(device):
-                f = model(to_device(x, device))
+                f = model(dataset.normalize(x, device))
             out.append(f.float().cpu().numpy())
             bar.advance(task, len(x))
     return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ from tlcore.metrics.classification import classification_metrics, monitor_value
 from tlcore.models.backbones import keep_frozen_bn_in_eval, set_trainable
 from tlcore.models.transfer import TransferModel
 from tlcore.train.probe import class_weights
-from tlcore.train.runtime import autocast, console, progress, to_device
+from tlcore.train.runtime import autocast, console, loader_options, progress
 
 CHECKPOINT = "checkpoint.safetensors"
 CHECKPOINT_STATE = "checkpoint_state.pt"
@@ -91,10 +91,11 @@ def warmup_cosine(total_steps: int, warmup_steps: int) -> Callable[[int], float]
 @torch.inference_mode()
 def predict_proba(model: nn.Module, loader: DataLoader[Any], device: torch.device) -> np.ndarray:
     model.eval()
+    normalize = cast(ImageDataset, loader.dataset).normalize
     out = []
     for x, _ in loader:
         with autocast(device):
-            logits = model(to_device(x, device))
+            logits = model(normalize(x, device))
         out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
     return np.concatenate(out)
 
@@ -118,6 +119,7 @@ def fine_tune(
     device: torch.device,
     run_dir: Path,
     resume: bool = False,
+    workers: int = 0,
 ) -> FitResult:
     """Train ``model`` on ``train_set``; the best epoch's weights end up in ``run_dir/best.safetensors``."""
     from safetensors.torch import load_file
@@ -166,6 +168,8 @@ def fine_tune(
         console.print(f"resuming after epoch {start_epoch} (best so far: epoch {result.best_epoch})")
 
     n_groups = len(groups)
+    # Compiled for the training steps only; evaluation runs the eager module (no eval-mode recompile).
+    step_model: nn.Module = cast(nn.Module, torch.compile(model)) if config.compile else model
     metrics_file = run_dir / "metrics.csv"
     t_start = time.perf_counter() - sum(h.get("seconds", 0.0) for h in result.history)
     with progress(config.progress) as bar:
@@ -191,22 +195,20 @@ def fine_tune(
                 shuffle=sampler is None,
                 sampler=sampler,
                 generator=gen,
-                num_workers=config.num_workers,
+                **loader_options(workers, device),
                 worker_init_fn=reseed_worker,
-                pin_memory=device.type == "cuda",
                 drop_last=use_mix,
-                persistent_workers=False,
             )
             model.train()
             keep_frozen_bn_in_eval(model)
             total_loss, seen = 0.0, 0
             batch_task = bar.add_task(f"epoch {epoch + 1}/{config.epochs}", total=len(loader), info="")
             for x, y in loader:
-                x, y = to_device(x, device), y.to(device)
+                x, y = train_set.normalize(x, device), y.to(device, non_blocking=True)
                 if mixer is not None:
                     x, y = mixer(x, y)
                 with autocast(device):
-                    logits = model(x)
+                    logits = step_model(x)
                 loss = (
                     torch.sum(-y * torch.log_softmax(logits.float(), dim=1), dim=1).mean()
                     if mixer is not None
@@ -264,7 +266,8 @@ def fine_tune(
                 advance=1,
                 info=f"val {config.monitor} {val.get(config.monitor) or 0:.3f} (best {result.best_epoch})",
             )
-            if config.early_stopping and epoch + 1 - result.best_epoch >= config.early_stopping:
+            last = epoch + 1 == config.epochs
+            if config.early_stopping and not last and epoch + 1 - result.best_epoch >= config.early_stopping:
                 result.stopped_early = True
                 console.print(f"early stopping: no val {config.monitor} gain for {config.early_stopping} epochs")
                 break

@@ -29,7 +29,14 @@ from tlcore.specs import AugmentationContext, Backbone, HeadContext, Record
 from tlcore.train.features import FeatureCache
 from tlcore.train.finetune import fine_tune, predict_proba
 from tlcore.train.probe import ProbeResult, fit_sklearn_head, fit_torch_head
-from tlcore.train.runtime import console, pick_device, prepare_model, seed_everything
+from tlcore.train.runtime import (
+    console,
+    loader_options,
+    pick_device,
+    prepare_model,
+    resolve_workers,
+    seed_everything,
+)
 
 RUN_CONFIG = "config.yaml"
 REPORT = "report.json"
@@ -52,6 +59,7 @@ class Pipeline:
         self.pre = pre
         self.device = pick_device(config.device)
         self.backbone = prepare_model(self.backbone, self.device)
+        self.workers = resolve_workers(config.num_workers, self.device)
         augmentation = host.augmentations.get(config.augmentation)
         ctx = dict(
             image_size=pre.input_size,
@@ -81,8 +89,7 @@ class Pipeline:
             self.dataset(records),
             batch_size=self.config.batch_size * 2,
             shuffle=False,
-            num_workers=self.config.num_workers,
-            pin_memory=self.device.type == "cuda",
+            **loader_options(self.workers, self.device),
         )
 
     def feature_cache(self) -> FeatureCache:
@@ -136,7 +143,7 @@ def _features(pipe: Pipeline, cache: FeatureCache, split: str, timing: dict[str,
         pipe.dataset(records),
         pipe.device,
         pipe.config.batch_size,
-        pipe.config.num_workers,
+        pipe.workers,
         label=f"features {split}",
         show_progress=pipe.config.progress,
     )
@@ -162,7 +169,7 @@ def _augmented_views(pipe: Pipeline, cache: FeatureCache, timing: dict[str, Any]
             ds,
             pipe.device,
             pipe.config.batch_size,
-            pipe.config.num_workers,
+            pipe.workers,
             view=f"-aug{pipe.config.augmentation}-s{pipe.config.seed}-v{view}",
             label=f"augmented view {view + 1}",
             show_progress=pipe.config.progress,
@@ -253,6 +260,7 @@ def run_training(
             pipe.device,
             run_dir,
             resume=resume,
+            workers=pipe.workers,
         )
         timing["train_s"] = fit.train_seconds
         timing["epochs_run"] = len(fit.history)
