@@ -20,6 +20,7 @@ from tlcore.config import RunConfig, build_config, preset_settings
 from tlcore.data import image_folder
 from tlcore.data.prepare import prepare_data
 from tlcore.data.transforms import eval_transform
+from tlcore.default_plugins.presets import FINE_TUNING
 from tlcore.errors import ConfigError, TlcoreError, UnknownNameError
 from tlcore.plugins import PluginHost
 from tlcore.specs import (
@@ -239,7 +240,9 @@ def test_register_presets_extends_a_core_preset_and_validates() -> None:
     assert host.presets.entry("acme/quicker").plugin == "acme"
     config = build_config(preset_settings(host.presets, "acme/quicker"), {}, "preset acme/quicker")
     assert (config.epochs, config.strategy, config.technique) == (1, "full", "fine-tuning")
-    assert config.backbone == "tf_efficientnet_lite0" and config.freeze_stages == 3  # from the core's fine-tuning
+    # backbone and freeze_stages come from the core's fine-tuning preset
+    assert config.backbone == "tf_efficientnet_lite0"
+    assert config.freeze_stages == FINE_TUNING.settings["freeze_stages"]
     assert build_config(preset_settings(host.presets, "acme/quick"), {"epochs": 5}, "x").epochs == 5
     with pytest.raises(ConfigError, match="'acme/orphan' extends unknown preset 'nope'"):
         preset_settings(host.presets, "acme/orphan")

@@ -204,7 +204,7 @@ def _predict(model: Any, meta: Any, paths: list[str], reader: Any, config: Any) 
         AugmentationContext(pre.input_size, False, pre.interpolation, pre.crop_pct, meta.in_chans)
     )
     ds = ImageDataset([Record(p, 0) for p in paths], reader, transform, pre.mean, pre.std)
-    return predict_proba(model, DataLoader(ds, batch_size=64), torch.device("cpu"))
+    return predict_proba(model, DataLoader(ds, batch_size=64), torch.device("cpu"), tta=meta.tta)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -60,6 +60,7 @@ class RunConfig(BaseModel):
     unfreeze_every: int = Field(1, ge=1, description="gradual: epochs between unfreezing the next stage")
     early_stopping: int = Field(0, ge=0, description="stop after this many epochs without val improvement (0 = off)")
     monitor: Literal["accuracy", "balanced_accuracy", "macro_f1", "auc", "loss"] = "accuracy"
+    tta: bool = Field(False, description="fine-tuning: average predictions over the image and its mirror image")
     # runtime
     seed: int = 0
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")

@@ -67,4 +67,11 @@ def reseed_worker(worker_id: int) -> None:
         if transform is not None and hasattr(transform, "set_random_seed"):
             transform.set_random_seed(seed)
         np.random.seed(seed)
-        torch.set_num_threads(1)  # workers decode; the main process keeps the cores for the model
+        # One thread per worker: N workers x all-core OpenCV/torch pools oversubscribe the CPU.
+        torch.set_num_threads(1)
+        try:
+            import cv2
+
+            cv2.setNumThreads(1)
+        except ImportError:
+            pass

@@ -22,17 +22,17 @@ FEATURE_EXTRACTION = Preset(
 
 FINE_TUNING = Preset(
     name="fine-tuning",
-    description="LP-FT: linear probe on cached features, then fine-tune the later stages "
-    "with a 10x smaller backbone learning rate (offline EfficientNet-Lite0)",
+    description="LP-FT: linear probe on cached features, then fine-tune all but the stem with a 3x smaller "
+    "backbone learning rate; mirrored test-time views (offline EfficientNet-Lite0)",
     settings={
         "technique": "fine-tuning",
         "backbone": "tf_efficientnet_lite0",
         "weights": "default",
         "head": "linear",
         "strategy": "lp-ft",
-        "freeze_stages": 3,
+        "freeze_stages": 1,
         "augmentation": "standard",
-        "epochs": 8,
+        "epochs": 12,
         "batch_size": 32,
         "lr": 1e-3,
         "backbone_lr_mult": 0.3,
@@ -40,8 +40,9 @@ FINE_TUNING = Preset(
         "warmup_epochs": 0.5,
         "label_smoothing": 0.1,
         "drop_rate": 0.2,
-        "early_stopping": 4,
+        "early_stopping": 5,
         "monitor": "accuracy",
+        "tta": True,
     },
 )
 

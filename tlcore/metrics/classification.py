@@ -55,8 +55,14 @@ def classification_metrics(
 
 
 def monitor_value(metrics: dict[str, Any], monitor: str) -> float:
-    """The value to maximise for model selection (loss is negated)."""
+    """The value to maximise for model selection (loss is negated).
+
+    On small validation sets accuracy saturates (several epochs at 1.0); a tiny log-loss term breaks
+    such ties in favour of the better-calibrated epoch without ever outweighing one more correct image.
+    """
+    loss = float(metrics["log_loss"] or 0.0)
     if monitor == "loss":
-        return -float(metrics["log_loss"])
+        return -loss
     value = metrics.get(monitor)
-    return float(value) if value is not None else float(metrics["accuracy"])
+    primary = float(value) if value is not None else float(metrics["accuracy"])
+    return primary - 1e-4 * min(loss, 10.0)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, cast
+from urllib.parse import urlparse
 
 from torch import nn
 
@@ -39,6 +44,34 @@ def _offline_hint(name: str) -> str:
     )
 
 
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """One quick TCP connect to the hub; a proxy setting is trusted instead (it may be the only way out)."""
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _offline_unless_reachable(hub: bool) -> Iterator[None]:
+    """Without a network, use only the local hub cache: no minute of retries, one clear error instead."""
+    if not hub or _hub_reachable():
+        yield
+        return
+    from huggingface_hub import constants
+
+    previous = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = previous
+
+
 def create_backbone(
     backbone: Backbone,
     weights: str = "default",
@@ -56,7 +89,8 @@ def create_backbone(
     if source.kind == "file":
         kwargs["pretrained_cfg_overlay"] = {"file": str(source.file)}
     try:
-        model = timm.create_model(backbone.timm_name, pretrained=source.pretrained, **kwargs)
+        with _offline_unless_reachable(source.kind == "hub"):
+            model = timm.create_model(backbone.timm_name, pretrained=source.pretrained, **kwargs)
     except (OSError, RuntimeError, ValueError) as exc:
         text = f"{type(exc).__name__}: {exc}"
         if source.kind == "hub" and any(

@@ -72,6 +72,7 @@ class ModelMeta:
     preprocessing: dict[str, Any]
     weights_origin: str
     tlcore_version: str
+    tta: bool = False  # evaluate with mirrored views, as the run did
 
     def preprocess(self) -> Preprocessing:
         p = self.preprocessing

@@ -89,14 +89,18 @@ def warmup_cosine(total_steps: int, warmup_steps: int) -> Callable[[int], float]
 
 
 @torch.inference_mode()
-def predict_proba(model: nn.Module, loader: DataLoader[Any], device: torch.device) -> np.ndarray:
+def predict_proba(model: nn.Module, loader: DataLoader[Any], device: torch.device, tta: bool = False) -> np.ndarray:
+    """Softmax probabilities; with ``tta`` averaged with those of the horizontally mirrored batch."""
     model.eval()
     normalize = cast(ImageDataset, loader.dataset).normalize
     out = []
     for x, _ in loader:
         with autocast(device):
-            logits = model(normalize(x, device))
-        out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+            x = normalize(x, device)
+            proba = torch.softmax(model(x).float(), dim=1)
+            if tta:
+                proba = (proba + torch.softmax(model(torch.flip(x, dims=[3])).float(), dim=1)) / 2
+        out.append(proba.cpu().numpy())
     return np.concatenate(out)
 
 
@@ -223,7 +227,7 @@ def fine_tune(
                 bar.update(batch_task, advance=1, info=f"loss {total_loss / seen:.3f}")
             bar.remove_task(batch_task)
             train_seconds = time.perf_counter() - t0
-            proba = predict_proba(model, val_loader, device)
+            proba = predict_proba(model, val_loader, device, tta=config.tta)
             val = classification_metrics(val_targets, proba, classes)
             score = monitor_value(val, config.monitor)
             row = {

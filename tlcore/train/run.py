@@ -128,6 +128,7 @@ class Pipeline:
             preprocessing=self.pre.as_dict(),
             weights_origin=self.weights.origin,
             tlcore_version=tlcore.__version__,
+            tta=self.config.tta and self.config.technique == "fine-tuning",
         )
 
 
@@ -266,8 +267,8 @@ def run_training(
         timing["epochs_run"] = len(fit.history)
         timing["train_images_per_s"] = fit.images_seen / max(fit.train_seconds, 1e-9)
         extra.update(best_epoch=fit.best_epoch, stopped_early=fit.stopped_early)
-        val_proba = predict_proba(model, val_loader, pipe.device)
-        test_proba = predict_proba(model, pipe.loader(splits["test"]), pipe.device)
+        val_proba = predict_proba(model, val_loader, pipe.device, tta=config.tta)
+        test_proba = predict_proba(model, pipe.loader(splits["test"]), pipe.device, tta=config.tta)
         save_model(model, pipe.meta(config.head), run_dir)
 
     if "backbone_epoch_s" in timing and timing.get("head_epoch_s"):

@@ -26,6 +26,8 @@ CHEST_XRAY = Preset(
         "augmentation": "medical/xray",
         "class_weights": "balanced",
         "monitor": "balanced_accuracy",
+        # Radiographs are not mirror-symmetric (heart on the left): no mirrored test-time views.
+        "tta": False,
     },
     extends="fine-tuning",
 )
