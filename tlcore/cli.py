@@ -83,9 +83,13 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     table = Table("name", "description", "plugin", title=f"{kind} ({len(rows)})")
     for r in rows:
-        table.add_row(r["name"], r["description"], r["plugin"])
+        table.add_row(r["name"], r["description"], _short_plugin(r["plugin"]))
     Console().print(table)
     return 0
+
+
+def _short_plugin(name: str) -> str:
+    return "tlcore" if name.startswith("tlcore.default_plugins.") else name
 
 
 def _describe(item: Any) -> str:
@@ -390,6 +394,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `tl list ... | head`: the reader left; not an error
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps Python's exit flush quiet
+        return 0
     except Exception as exc:
         if debug:
             raise

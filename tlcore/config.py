@@ -59,6 +59,9 @@ class RunConfig(BaseModel):
     balanced_sampling: bool = False
     unfreeze_every: int = Field(1, ge=1, description="gradual: epochs between unfreezing the next stage")
     early_stopping: int = Field(0, ge=0, description="stop after this many epochs without val improvement (0 = off)")
+    checkpoint: Literal["best", "last"] = Field(
+        "best", description="keep the epoch with the best val monitor, or the last epoch of the schedule"
+    )
     monitor: Literal["accuracy", "balanced_accuracy", "macro_f1", "auc", "loss"] = "accuracy"
     tta: bool = Field(False, description="fine-tuning: average predictions over the image and its mirror image")
     # runtime

@@ -32,7 +32,7 @@ FINE_TUNING = Preset(
         "strategy": "lp-ft",
         "freeze_stages": 1,
         "augmentation": "standard",
-        "epochs": 12,
+        "epochs": 15,
         "batch_size": 32,
         "lr": 1e-3,
         "backbone_lr_mult": 0.3,
@@ -40,7 +40,10 @@ FINE_TUNING = Preset(
         "warmup_epochs": 0.5,
         "label_smoothing": 0.1,
         "drop_rate": 0.2,
-        "early_stopping": 5,
+        # Train the whole cosine schedule and keep its end: on beans, val-selected early epochs
+        # (val accuracy saturates at 0.98-1.0 on 133 images) generalised 3-4 points worse.
+        "early_stopping": 0,
+        "checkpoint": "last",
         "monitor": "accuracy",
         "tta": True,
     },

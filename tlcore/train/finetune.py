@@ -276,7 +276,12 @@ def fine_tune(
                 console.print(f"early stopping: no val {config.monitor} gain for {config.early_stopping} epochs")
                 break
     result.train_seconds = time.perf_counter() - t_start
-    model.load_state_dict(load_file(str(run_dir / BEST)))
+    if config.checkpoint == "last":
+        # The end of the cosine schedule: on a small, saturated val set the "best" epoch is mostly noise.
+        _save_state_dict(model, run_dir / BEST)
+        result.best_epoch = len(result.history)
+    else:
+        model.load_state_dict(load_file(str(run_dir / BEST)))
     return result
 
 
