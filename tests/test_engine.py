@@ -306,6 +306,30 @@ def test_resume_continues_an_interrupted_run(small_folder: Path, tl: Tl, tmp_pat
     assert "linear_probe_s" not in report["timing"]  # lp-ft's probe is not redone on resume
 
 
+def test_checkpoint_last_keeps_the_final_epoch_and_best_keeps_the_best(
+    small_folder: Path, tl: Tl, tmp_path: Path, fast: list[str]
+) -> None:
+    from safetensors.torch import load_file
+
+    for mode in ("last", "best"):
+        run = tmp_path / mode
+        code, _, err = tl(
+            *finetune_args(
+                small_folder, run, fast, "--set", "epochs=3", "--set", f"checkpoint={mode}", "--set", "early_stopping=0"
+            )
+        )
+        assert code == 0, err
+        report = read_report(run)
+        kept, last = load_file(str(run / "model.safetensors")), load_file(str(run / "checkpoint.safetensors"))
+        same_as_last = all(torch.equal(kept[k], last[k]) for k in kept)
+        if mode == "last":
+            assert report["training"]["best_epoch"] == 3
+            assert same_as_last
+        else:
+            scores = [float(r["val_accuracy"]) for r in read_metrics(run)]
+            assert scores[report["training"]["best_epoch"] - 1] == max(scores)
+
+
 def test_resume_of_a_folder_without_a_run_is_a_one_line_error(tl: Tl, tmp_path: Path) -> None:
     code, _, err = tl("train", "--resume", tmp_path)
     assert code == 2
