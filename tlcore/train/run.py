@@ -150,7 +150,8 @@ def _features(pipe: Pipeline, cache: FeatureCache, split: str, timing: dict[str,
     )
     timing.setdefault("feature_extraction_s", 0.0)
     timing["feature_extraction_s"] += out.seconds
-    timing.setdefault("feature_cache_hits", []).append(split) if out.cached else None
+    if out.cached:
+        timing.setdefault("feature_cache_hits", []).append(split)
     if split == "train" and not out.cached:
         timing["backbone_epoch_s"] = out.seconds
     return out.features
