@@ -7,6 +7,8 @@ shared datasets are not present.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,17 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not BEANS.is_dir(), reason="../shared/datasets/beans not present"),
 ]
+
+
+@pytest.fixture(autouse=True)
+def all_torch_threads() -> Iterator[None]:
+    """Real-data runs are timed against the issue's limits: give them every core (the fast suite pins one)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _train(preset: str, out: Path, *extra: str) -> dict:
