@@ -17,6 +17,18 @@ import numpy as np
 
 Task = Literal["classification", "multilabel", "regression"]
 
+#: Split names adapters accept (folder names, manifest values), lower-case, to the canonical three.
+SPLIT_NAMES: dict[str, str] = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "dev": "val",
+    "test": "test",
+    "testing": "test",
+}
+
 
 def read_rgb(path: str) -> np.ndarray:
     """Decode an image file to an ``HxWx3`` uint8 array (the default reader)."""

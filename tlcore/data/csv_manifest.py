@@ -9,21 +9,11 @@ from typing import Any
 import pandas as pd
 
 from tlcore.errors import DataError
-from tlcore.specs import LabeledDataset, Record
+from tlcore.specs import SPLIT_NAMES, LabeledDataset, Record
 
 PATH_COLUMNS = ("path", "filepath", "file_path", "image", "image_path", "filename", "file")
 LABEL_COLUMNS = ("label", "class", "target", "diagnosis", "category")
 GROUP_COLUMNS = ("group", "patient_id", "patient", "subject", "study_id", "field", "field_id")
-SPLIT_VALUES = {
-    "train": "train",
-    "training": "train",
-    "val": "val",
-    "valid": "val",
-    "validation": "val",
-    "dev": "val",
-    "test": "test",
-    "testing": "test",
-}
 
 
 def _manifest(root: Path, options: Mapping[str, Any]) -> Path:
@@ -91,9 +81,9 @@ def load(root: Path, options: Mapping[str, Any]) -> LabeledDataset:
         split = "train"
         if split_col is not None:
             value = str(row[split_col]).strip().lower()
-            if value not in SPLIT_VALUES:
+            if value not in SPLIT_NAMES:
                 raise DataError(f"manifest split value {value!r} is not train/val/test")
-            split = SPLIT_VALUES[value]
+            split = SPLIT_NAMES[value]
         group = str(row[group_col]) if group_col is not None else None
         splits.setdefault(split, []).append(Record(str(path), index[str(row[label_col])], group))
     return LabeledDataset(classes=classes, splits=splits, root=image_root, provenance={"manifest": str(manifest)})

@@ -8,18 +8,9 @@ from typing import Any
 
 from tlcore.data.images import IMAGE_SUFFIXES
 from tlcore.errors import DataError
-from tlcore.specs import LabeledDataset, Record
+from tlcore.specs import SPLIT_NAMES, LabeledDataset, Record
 
-SPLIT_ALIASES = {
-    "train": "train",
-    "training": "train",
-    "val": "val",
-    "valid": "val",
-    "validation": "val",
-    "dev": "val",
-    "test": "test",
-    "testing": "test",
-}
+SPLIT_ALIASES = SPLIT_NAMES  # folder names: the shared split vocabulary
 LAYOUT_HINT = "expected <root>/<split>/<class>/<image> (splits train, val, test) or <root>/<class>/<image>"
 
 
