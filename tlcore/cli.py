@@ -144,6 +144,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         run_dir = Path(args.output or f"runs/{Path(str(data)).name}-{preset.replace('/', '-')}")
     if args.quiet:
         config.progress = False
+    if args.strict:
+        config.strict = True
     report = run_training(host, config, data, run_dir, preset, resume=bool(args.resume))
     _print_summary(report, run_dir)
     return 0
@@ -317,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted fine-tuning run")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.add_argument("--strict", action="store_true", help="fail if a group or a (near-)duplicate image is in two splits")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a trained run on a dataset split")

@@ -27,6 +27,10 @@ class RunConfig(BaseModel):
     adapter: str = Field("auto", description="dataset adapter; auto = the first whose detect() accepts --data")
     adapter_options: dict[str, Any] = Field(default_factory=dict, description="options passed to the adapter")
     bad_images: Literal["skip", "fail"] = Field("skip", description="unreadable images: skip (and list) or fail")
+    strict: bool = Field(False, description="fail the run when groups or (near-)duplicate images leak across splits")
+    near_duplicate_distance: int | None = Field(
+        4, ge=0, le=64, description="pHash bits that may differ for a near duplicate across splits (null = skip)"
+    )
     val_fraction: float = Field(0.15, gt=0, lt=1, description="share of train carved out as val when none is given")
     augmentation: str = Field("standard", description="augmentation pipeline for training (eval uses its eval mode)")
     augmentation_params: dict[str, Any] = Field(default_factory=dict)

@@ -9,6 +9,7 @@ from typing import Any
 
 from tlcore.config import RunConfig
 from tlcore.data.images import check_image
+from tlcore.data.leakage import LeakageReport, find_leakage
 from tlcore.data.splits import ensure_splits
 from tlcore.errors import DataError, TlcoreError, UnknownNameError
 from tlcore.plugins import PluginHost
@@ -23,6 +24,7 @@ class PreparedData:
     root: Path
     split_origin: dict[str, str]
     skipped: list[dict[str, str]] = field(default_factory=list)
+    leakage: LeakageReport | None = None
 
     def summary(self) -> dict[str, Any]:
         ds = self.dataset
@@ -104,7 +106,9 @@ def screen_images(ds: LabeledDataset, policy: str) -> list[dict[str, str]]:
     return skipped
 
 
-def prepare_data(host: PluginHost, data: str, config: RunConfig, classes: list[str] | None = None) -> PreparedData:
+def prepare_data(
+    host: PluginHost, data: str, config: RunConfig, classes: list[str] | None = None, check_leakage: bool = False
+) -> PreparedData:
     root, catalog_adapter, catalog_options = _locate(host, data)
     adapter_name = config.adapter if config.adapter != "auto" or catalog_adapter is None else catalog_adapter
     adapter = _choose_adapter(host, root, adapter_name)
@@ -119,4 +123,7 @@ def prepare_data(host: PluginHost, data: str, config: RunConfig, classes: list[s
         raise DataError(f"{root} has classes {ds.classes}, the model was trained on {classes}")
     skipped = screen_images(ds, config.bad_images)
     origin = ensure_splits(ds, config.val_fraction, config.seed)
-    return PreparedData(ds, adapter.name, data, root, origin, skipped)
+    leakage = find_leakage(ds.splits, ds.reader, config.near_duplicate_distance) if check_leakage else None
+    if leakage is not None and leakage.found and config.strict:
+        raise DataError(leakage.summary(), "fix the splits, or drop --strict to train and list them in report.json")
+    return PreparedData(ds, adapter.name, data, root, origin, skipped, leakage)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
+from rich.markup import escape
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -199,11 +200,13 @@ def run_training(
     seed_everything(config.seed)
     timing: dict[str, Any] = {}
     t0 = time.perf_counter()
-    prepared = prepare_data(host, data, config)
+    prepared = prepare_data(host, data, config, check_leakage=True)
     if prepared.dataset.task != "classification":
         raise TlcoreError(f"task {prepared.dataset.task!r} needs a plugin that trains it", "see tl list presets")
     if prepared.skipped:
         console.print(f"[yellow]skipped {len(prepared.skipped)} unreadable image(s); listed in report.json")
+    if prepared.leakage is not None and prepared.leakage.found:
+        console.print(f"[yellow]warning: {escape(prepared.leakage.summary())} (listed in report.json; --strict fails)")
     pipe = Pipeline(host, config, prepared)
     # Only once data and model are known to be usable: a failed start leaves no run directory behind.
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -299,6 +302,7 @@ def run_training(
             "file": MODEL_FILE,
         },
         "data": prepared.summary(),
+        "leakage": prepared.leakage.as_dict() if prepared.leakage is not None else None,
         "training": extra,
         "timing": timing,
         "environment": _environment(pipe.device),
