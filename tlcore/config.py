@@ -15,6 +15,8 @@ from tlcore.specs import Preset
 
 Technique = Literal["feature-extraction", "fine-tuning"]
 Strategy = Literal["head-only", "partial", "full", "gradual", "lp-ft"]
+#: How a binary run picks its decision threshold on val (see tlcore.metrics.operating_point).
+OPERATING_POINT_RULE = r"^(youden|(sensitivity|specificity):(0(\.\d+)?|1(\.0+)?|\.\d+))$"
 
 
 class RunConfig(BaseModel):
@@ -66,8 +68,25 @@ class RunConfig(BaseModel):
     checkpoint: Literal["best", "last"] = Field(
         "best", description="keep the epoch with the best val monitor, or the last epoch of the schedule"
     )
-    monitor: Literal["accuracy", "balanced_accuracy", "macro_f1", "auc", "loss"] = "accuracy"
+    monitor: Literal["auto", "accuracy", "balanced_accuracy", "macro_f1", "auc", "map", "r2", "rmse", "loss"] = Field(
+        "auto",
+        description="val metric that picks the best epoch; auto = accuracy (classification), auc (multilabel), "
+        "r2 (regression)",
+    )
+    loss: Literal["auto", "ce", "bce", "huber", "mse"] = Field(
+        "auto",
+        description="auto = ce (classification), bce (multilabel, NaN labels masked), huber (regression); "
+        "regression also takes mse",
+    )
     tta: bool = Field(False, description="fine-tuning: average predictions over the image and its mirror image")
+    # evaluation
+    bootstrap: int = Field(1000, ge=0, description="resamples for 95% bootstrap intervals of test metrics (0 = off)")
+    operating_point: str = Field(
+        "youden",
+        pattern=OPERATING_POINT_RULE,
+        description="two classes: threshold chosen on val, used on test: youden | sensitivity:0.95 | specificity:0.9",
+    )
+    positive_class: str | None = Field(None, description="two classes: the positive class (default: the second)")
     # runtime
     seed: int = 0
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")

@@ -22,6 +22,7 @@ from tlcore.data.dataset import ImageDataset
 from tlcore.data.prepare import PreparedData, prepare_data
 from tlcore.errors import ConfigError, TlcoreError
 from tlcore.metrics.classification import classification_metrics
+from tlcore.metrics.operating_point import evaluation_sections
 from tlcore.models.backbones import Preprocessing, count_parameters, create_backbone, feature_dim, stage_groups
 from tlcore.models.transfer import MODEL_FILE, ModelMeta, TransferModel, atomic_write_text, save_model
 from tlcore.models.weights import WeightsSource, cache_root
@@ -308,6 +309,14 @@ def run_training(
         "environment": _environment(pipe.device),
         "config": config.model_dump(),
     }
+    if prepared.dataset.task == "classification" and test_proba is not None:
+        # Binary: a threshold chosen on val and applied to test; all: bootstrap intervals of test metrics.
+        report.update(
+            evaluation_sections(
+                y["val"], val_proba, y["test"], test_proba, classes,
+                config.operating_point, config.positive_class, config.bootstrap, config.seed,
+            )
+        )
     atomic_write_text(run_dir / REPORT, json.dumps(report, indent=2, default=_json_default))
     return report
 
