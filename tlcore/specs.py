@@ -8,6 +8,7 @@ albumentations pipeline, a :class:`Backbone` says which timm model and which wei
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,18 @@ SPLIT_NAMES: dict[str, str] = {
     "test": "test",
     "testing": "test",
 }
+
+
+#: A record path may address part of a file: ``FILE::MEMBER`` (a slice of a volume, an array in an archive).
+#: The feature cache and the leakage check then hash ``FILE``'s bytes plus ``MEMBER``.
+MEMBER_SEPARATOR = "::"
+
+
+def source_file(path: str) -> str:
+    """The file behind a record path: ``path`` itself, or ``FILE`` of a ``FILE::MEMBER`` address."""
+    if MEMBER_SEPARATOR in path and not os.path.exists(path):
+        return path.rpartition(MEMBER_SEPARATOR)[0]
+    return path
 
 
 def read_rgb(path: str) -> np.ndarray:

@@ -177,7 +177,7 @@ def check_dataset(dataset: LabeledDataset, what: str = "dataset", decode: int = 
     """
     import numpy as np
 
-    from tlcore.specs import LabeledDataset, Record
+    from tlcore.specs import LabeledDataset, Record, source_file
 
     _require(isinstance(dataset, LabeledDataset), f"{what}: load() must return a LabeledDataset, got {dataset!r}")
     classes = dataset.classes
@@ -193,7 +193,9 @@ def check_dataset(dataset: LabeledDataset, what: str = "dataset", decode: int = 
     for split, records in dataset.splits.items():
         for record in records:
             _require(isinstance(record, Record), f"{what}: {split} holds {record!r}, not a Record")
-            _require(Path(record.path).is_file(), f"{what}: {split} record {record.path!r} is not a file")
+            _require(
+                Path(source_file(record.path)).is_file(), f"{what}: {split} record {record.path!r} is not a file"
+            )
             if dataset.task == "classification":
                 _require(
                     isinstance(record.target, int) and 0 <= record.target < len(classes),

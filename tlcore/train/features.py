@@ -7,8 +7,10 @@ edited image is recomputed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,17 +22,34 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from tlcore import io_atomic
 from tlcore.data.dataset import ImageDataset
-from tlcore.specs import Record
+from tlcore.specs import MEMBER_SEPARATOR, Record, source_file
 from tlcore.train.runtime import autocast, loader_options, progress
 
 
 def file_digest(path: str) -> str:
+    """SHA-256 of a file's bytes; for a ``FILE::MEMBER`` record path, of FILE's digest plus MEMBER."""
+    source = source_file(path)
+    if source == path:
+        return _bytes_digest(path)
+    stat = os.stat(source)
+    member = path[len(source) + len(MEMBER_SEPARATOR) :]
+    return hashlib.sha256(f"{_memo_digest(source, stat.st_size, stat.st_mtime_ns)}:{member}".encode()).hexdigest()
+
+
+def _bytes_digest(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=256)
+def _memo_digest(path: str, size: int, mtime_ns: int) -> str:
+    # The slices of one volume share its file: hash it once (size and mtime say when it changed).
+    return _bytes_digest(path)
 
 
 def content_key(records: Sequence[Record]) -> str:
@@ -78,10 +97,8 @@ class FeatureCache:
         feats = compute_features(model, dataset, device, batch_size, num_workers, label, show_progress)
         seconds = time.perf_counter() - start
         self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "key.json").write_text(json.dumps(self.key_parts, indent=1, default=str))
-        tmp = path.with_suffix(".tmp.npy")
-        np.save(tmp, feats)
-        tmp.replace(path)  # atomic: an interrupted run never leaves a half-written cache entry
+        io_atomic.write_text(self.dir / "key.json", json.dumps(self.key_parts, indent=1, default=str))
+        io_atomic.numpy_save(feats, path)  # an interrupted run never leaves a half-written cache entry
         return Extraction(feats, seconds, False)
 
 
