@@ -1,63 +1,115 @@
-"""tlcore-agriculture: transfer-learning recipes for crop and plant-disease imaging.
+"""tlcore-agriculture: transfer-learning recipes for crop-disease photos and aerial crop imagery.
 
-Registers the ``agriculture/field`` augmentation, the ``agriculture/plantvillage`` dataset
-adapter and the ``agriculture/leaf-disease`` preset through the hooks in
-:mod:`tlcore.hookspecs`; installed through the ``tlcore`` entry-point group.
+Registers, through the hooks in :mod:`tlcore.hookspecs`: the ``agriculture/field``, ``agriculture/lab``
+and ``agriculture/aerial`` augmentations, the ``agriculture/plantvillage`` and ``agriculture/aerial-tiles``
+dataset adapters, and the
+``agriculture/leaf-disease`` and ``agriculture/plantvillage`` presets. Installed through the ``tlcore``
+entry-point group. Heavy libraries (albumentations, pandas, tifffile) load when they are used, not
+when ``tl list`` imports the plugin.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 from tlcore import hookimpl
-from tlcore.specs import Augmentation, AugmentationContext, DatasetAdapter, Preset
+from tlcore.specs import Augmentation, AugmentationContext, DatasetAdapter, LabeledDataset, Preset
 from tlcore_agriculture import plantvillage
+from tlcore_agriculture.presets import CROP_DISEASE_PRESETS
 
 try:
     __version__ = version("tlcore-agriculture")
 except PackageNotFoundError:  # a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-LEAF_DISEASE = Preset(
-    name="agriculture/leaf-disease",
-    description="plant leaf-disease photos (PlantVillage-style or taken in the field): fine-tuning with "
-    "field-condition augmentation (crops, flips, shadows, blur, JPEG artefacts)",
-    settings={"augmentation": "agriculture/field"},
-    extends="fine-tuning",
-)
-
 
 def _field(ctx: AugmentationContext) -> Any:
-    # albumentations is imported when a pipeline is built, not when `tl list` loads the plugin.
     from tlcore_agriculture.augmentations import field
 
     return field(ctx)
 
 
+def _lab(ctx: AugmentationContext) -> Any:
+    from tlcore_agriculture.augmentations import lab
+
+    return lab(ctx)
+
+
+def _aerial(ctx: AugmentationContext) -> Any:
+    from tlcore_agriculture.augmentations import aerial
+
+    return aerial(ctx)
+
+
 @hookimpl
 def register_augmentations(register: Callable[[Augmentation], None]) -> None:
-    register(Augmentation(
-        name="agriculture/field",
-        description="field conditions: random resized crop (scale 0.3-1), flips and 90° turns, brightness/contrast, "
-        "shadows, hue/saturation, motion blur, JPEG artefacts",
-        build=_field,
-    ))
+    register(
+        Augmentation(
+            name="agriculture/field",
+            description="leaf photos in the field: random resized crop (0.3-1), flips, any-angle rotation, "
+            "brightness/contrast, shadows, sun flare, white balance, small hue shifts, blur, noise, JPEG",
+            build=_field,
+        )
+    )
+    register(
+        Augmentation(
+            name="agriculture/lab",
+            description="lab leaf photos on a uniform background: crop (0.6-1), flips and turns, small rotation, "
+            "mild brightness/contrast and hue",
+            build=_lab,
+        )
+    )
+    register(
+        Augmentation(
+            name="agriculture/aerial",
+            description="multispectral tiles (any band count, float32): flips and 90° turns, small shift, "
+            "per-band gain; the whole tile is resized, never cropped",
+            build=_aerial,
+        )
+    )
+
+
+def _aerial_load(root: Path, options: Mapping[str, Any]) -> LabeledDataset:
+    from tlcore_agriculture.aerial_tiles import load  # pandas and tifffile load with the data
+
+    return load(root, options)
+
+
+def _aerial_detect(root: Path) -> bool:
+    from tlcore_agriculture.aerial_tiles import detect
+
+    return detect(root)
 
 
 @hookimpl
 def register_dataset_adapters(register: Callable[[DatasetAdapter], None]) -> None:
-    register(DatasetAdapter(
-        name="agriculture/plantvillage",
-        description="PlantVillage-style class folders named Crop___Disease (image-folder layout); "
-        "records crop and disease per class; option crop: NAME keeps one crop",
-        load=plantvillage.load,
-        detect=plantvillage.detect,
-        priority=10,
-    ))
+    register(
+        DatasetAdapter(
+            name="agriculture/plantvillage",
+            description="PlantVillage-style Crop___Disease class folders (flat, split or color/grayscale/segmented "
+            "layouts); options target: crop_disease|disease|crop, crops: [..], image_set, exclude",
+            load=plantvillage.load,
+            detect=plantvillage.detect,
+            priority=10,
+        )
+    )
+    register(
+        DatasetAdapter(
+            name="agriculture/aerial-tiles",
+            description="CSV of aerial tiles (GeoTIFF, .npy; any band count) -> a number such as yield (regression); "
+            "options bands, indices: [ndvi, ndre, ...], field column or spatial_blocks: N for grouped splits",
+            load=_aerial_load,
+            detect=_aerial_detect,
+            # Ahead of image-folder (a folder of .tif tiles looks like images) and of csv-manifest.
+            priority=20,
+        )
+    )
 
 
 @hookimpl
 def register_presets(register: Callable[[Preset], None]) -> None:
-    register(LEAF_DISEASE)
+    for preset in CROP_DISEASE_PRESETS:
+        register(preset)
