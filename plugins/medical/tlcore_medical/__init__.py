@@ -1,17 +1,27 @@
 """tlcore-medical: transfer-learning recipes for medical imaging.
 
-Registers the ``medical/xray`` augmentation and the ``medical/chest-xray`` preset through the
-hooks in :mod:`tlcore.hookspecs`; installed through the ``tlcore`` entry-point group.
+Registers, through the hooks in :mod:`tlcore.hookspecs` (entry-point group ``tlcore``):
+
+- dataset adapters ``medical/manifest``, ``medical/dicom``, ``medical/nifti``, ``medical/medmnist``,
+  ``medical/multilabel`` and ``medical/masked-folder``;
+- augmentations ``medical/xray``, ``medical/mri``, ``medical/dermoscopy`` and ``medical/ultrasound``;
+- presets ``medical/chest-xray``, ``medical/brain-tumor-mri``, ``medical/skin-lesion`` and
+  ``medical/breast-ultrasound``.
+
+Heavy imports (pydicom, nibabel, pandas, albumentations) wait until an adapter loads or a pipeline
+is built, so ``tl list`` stays fast.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 from tlcore import hookimpl
-from tlcore.specs import Augmentation, AugmentationContext, Preset
+from tlcore.specs import Augmentation, AugmentationContext, DatasetAdapter, LabeledDataset, Preset
+from tlcore_medical.presets import PRESETS
 
 try:
     __version__ = version("tlcore-medical")
@@ -37,11 +47,18 @@ CHEST_XRAY = Preset(
 )
 
 
-def _xray(ctx: AugmentationContext) -> Any:
-    # albumentations is imported when a pipeline is built, not when `tl list` loads the plugin.
-    from tlcore_medical.augmentations import xray
+def _augmentation(name: str) -> Callable[[AugmentationContext], Any]:
+    def build(ctx: AugmentationContext) -> Any:
+        # albumentations is imported when a pipeline is built, not when `tl list` loads the plugin.
+        from tlcore_medical import augmentations
 
-    return xray(ctx)
+        return getattr(augmentations, name)(ctx)
+
+    return build
+
+
+def _xray(ctx: AugmentationContext) -> Any:
+    return _augmentation("xray")(ctx)
 
 
 @hookimpl
@@ -52,8 +69,87 @@ def register_augmentations(register: Callable[[Augmentation], None]) -> None:
         "brightness/contrast, gamma, CLAHE, light noise; no flip (param hflip: true adds one), no colour jitter",
         build=_xray,
     ))
+    register(Augmentation(
+        name="medical/mri",
+        description="grey MRI slices: eval resize/crop, small affine (rotate 10°), brightness/contrast, gamma, "
+        "CLAHE, light noise; no colour jitter; no flip unless param hflip: true",
+        build=_augmentation("mri"),
+    ))
+    register(Augmentation(
+        name="medical/dermoscopy",
+        description="dermoscopy: random resized crop (0.6-1), rotation by any angle, horizontal and vertical "
+        "flips (params hflip/vflip), mild brightness/contrast and colour",
+        build=_augmentation("dermoscopy"),
+    ))
+    register(Augmentation(
+        name="medical/ultrasound",
+        description="ultrasound: eval resize/crop, small affine (rotate 7°), gain/contrast, gamma, multiplicative "
+        "speckle-like noise, slight blur; no flip unless param hflip: true, never vertical",
+        build=_augmentation("ultrasound"),
+    ))
+
+
+def _adapter(module: str, function: str) -> Callable[..., Any]:
+    def call(*args: Any) -> Any:
+        # pandas, pydicom and nibabel are imported when an adapter is used, not when the plugin loads.
+        import importlib
+
+        return getattr(importlib.import_module(f"tlcore_medical.{module}"), function)(*args)
+
+    return call
+
+
+def _load(module: str) -> Callable[[Path, Any], LabeledDataset]:
+    return _adapter(module, "load")
+
+
+def _detect(module: str) -> Callable[[Path], bool]:
+    return _adapter(module, "detect")
+
+
+@hookimpl
+def register_dataset_adapters(register: Callable[[DatasetAdapter], None]) -> None:
+    # Priorities: specific formats above the core's image-folder (0) and csv-manifest (-10) adapters.
+    register(DatasetAdapter(
+        name="medical/medmnist",
+        description="MedMNIST .npz (train/val/test_images and _labels; 28-224 px, grey or RGB; multi-label for "
+        "ChestMNIST); options: file, size, classes, channels",
+        load=_load("medmnist"), detect=_detect("medmnist"), priority=30,
+    ))
+    register(DatasetAdapter(
+        name="medical/dicom",
+        description="DICOM class folders or a CSV of DICOM paths (pydicom): rescale slope/intercept, window from "
+        "the header or option window: [center, width], MONOCHROME1 inverted; PatientID is the group",
+        load=_load("dicom"), detect=_detect("dicom"), priority=20,
+    ))
+    register(DatasetAdapter(
+        name="medical/nifti",
+        description="NIfTI volumes (nibabel) as 2-D slices or 2.5-D stacks (options axis, mode, context); labels "
+        "from class folders, a manifest, or masks (min_mask_voxels); percentile or window normalisation",
+        load=_load("nifti"), detect=_detect("nifti"), priority=20,
+    ))
+    register(DatasetAdapter(
+        name="medical/multilabel",
+        description="multi-label manifests: ChestX-ray14 (Finding Labels, Patient ID, official split lists) or "
+        "CheXpert (1/0/-1/blank columns; options uncertain, blank: zeros|ones|ignore)",
+        load=_load("multilabel"), detect=_detect("multilabel"), priority=15,
+    ))
+    register(DatasetAdapter(
+        name="medical/manifest",
+        description="CSV with path, label and patient/study/lesion columns (names auto-detected or set with "
+        "path_column, label_column, group_column); patient-level splits; optional split column",
+        load=_load("manifest"), detect=_detect("manifest"), priority=5,
+    ))
+    register(DatasetAdapter(
+        name="medical/masked-folder",
+        description="image class folders with segmentation masks beside the images (BUSI's *_mask.png): the "
+        "masks are left out",
+        load=_load("masked_folder"), detect=_detect("masked_folder"), priority=5,
+    ))
 
 
 @hookimpl
 def register_presets(register: Callable[[Preset], None]) -> None:
     register(CHEST_XRAY)
+    for preset in PRESETS:
+        register(preset)

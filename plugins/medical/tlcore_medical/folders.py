@@ -1,0 +1,59 @@
+"""Class folders of files that are not plain images (DICOM, NIfTI): ``<split>/<class>/...`` or ``<class>/...``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from tlcore.errors import DataError
+from tlcore.specs import SPLIT_NAMES
+
+
+def subdirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+
+
+def files_under(folder: Path, accept: Callable[[Path], bool]) -> list[Path]:
+    return sorted(
+        p for p in folder.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts) and accept(p)
+    )
+
+
+def split_folders(root: Path) -> dict[str, Path]:
+    """``{split: folder}`` for split-named subfolders; ``{"train": root}`` when there are none."""
+    found: dict[str, Path] = {}
+    for d in subdirs(root):
+        split = SPLIT_NAMES.get(d.name.lower())
+        if split is not None:
+            if split in found:
+                raise DataError(f"{root}: both {found[split].name}/ and {d.name}/ look like the {split} split")
+            found[split] = d
+    return found or {"train": root}
+
+
+def labelled_files(
+    root: Path, accept: Callable[[Path], bool], what: str, layout: str
+) -> tuple[list[str], dict[str, list[tuple[Path, int]]]]:
+    """Classes (the train split's folders) and ``(file, class index)`` pairs per split."""
+    splits = split_folders(root)
+    if "train" not in splits:
+        raise DataError(f"{root} has {', '.join(d.name for d in splits.values())}/ but no train/ split", layout)
+    classes = [d.name for d in subdirs(splits["train"]) if files_under(d, accept)]
+    if len(classes) < 2:
+        raise DataError(f"{splits['train']} needs at least two class folders with {what} files", layout)
+    index = {c: i for i, c in enumerate(classes)}
+    out: dict[str, list[tuple[Path, int]]] = {}
+    for split, folder in splits.items():
+        pairs: list[tuple[Path, int]] = []
+        for class_dir in subdirs(folder):
+            files = files_under(class_dir, accept)
+            if not files:
+                continue
+            if class_dir.name not in index:
+                raise DataError(f"class {class_dir.name!r} in {folder.name}/ is not in train/",
+                                f"every split must use the train classes: {', '.join(classes)}")
+            pairs.extend((f, index[class_dir.name]) for f in files)
+        if pairs:
+            out[split] = pairs
+    return classes, out
