@@ -151,6 +151,19 @@ class CatalogEntry(BaseModel):
     def _check_relative(cls, value: str | None) -> str | None:
         return _relative_path(value)
 
+    @field_validator("adapter_options")
+    @classmethod
+    def _check_option_paths(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """Options name files inside the dataset folder (a manifest, an image root), never outside it."""
+        for key, option in value.items():
+            for text in option if isinstance(option, list) else [option]:
+                if isinstance(text, str) and ("/" in text or "\\" in text or text == ".."):
+                    try:
+                        _relative_path(text)
+                    except ValueError as exc:
+                        raise ValueError(f"{key}: {exc}") from None
+        return value
+
 
 # -- loading files ---------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import tlcore
+from tlcore import io_atomic
 from tlcore.errors import TlcoreError
 
 EXAMPLES = """\
@@ -185,7 +186,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     proba = _predict(model, meta, [r.path for r in records], prepared.dataset.reader, config)
     metrics = classification_metrics(np.array([r.target for r in records]), proba, meta.classes)
     out = {"run": str(run_dir), "data": prepared.summary(), "split": args.split, "metrics": metrics}
-    (run_dir / f"evaluation-{args.split}.json").write_text(json.dumps(out, indent=2))
+    io_atomic.write_text(run_dir / f"evaluation-{args.split}.json", json.dumps(out, indent=2))
     print(json.dumps({k: metrics[k] for k in ("n", "accuracy", "balanced_accuracy", "macro_f1", "auc")}))
     return 0
 
@@ -264,8 +265,13 @@ def cmd_extract(args: argparse.Namespace) -> int:
         arrays[f"{split}_targets"] = np.array([r.target for r in records])
         arrays[f"{split}_paths"] = np.array([r.path for r in records])
     output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(output, **arrays)
+    io_atomic.ensure_dir(output.parent)
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as fh:  # a file object: numpy would append .npz to a bare name
+            np.savez_compressed(fh, **arrays)
+
+    io_atomic.atomic_write(output, write)
     shapes = {k: list(v.shape) for k, v in arrays.items() if k.endswith("_features")}
     print(
         json.dumps(

@@ -55,3 +55,11 @@ class WeightsError(TlcoreError):
 
 class ConfigError(TlcoreError):
     """A preset, ``--set`` override or YAML file is invalid."""
+
+
+class StorageError(TlcoreError):
+    """A file could not be written (disk full, no permission)."""
+
+
+class PluginError(TlcoreError):
+    """A plugin's code failed while tlcore used it."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib.metadata import EntryPoint, entry_points
@@ -24,7 +25,7 @@ import pluggy
 
 import tlcore
 from tlcore import hookspecs
-from tlcore.errors import DuplicateNameError, TlcoreError, UnknownNameError
+from tlcore.errors import DuplicateNameError, PluginError, TlcoreError, UnknownNameError
 from tlcore.registry import Registry
 from tlcore.specs import Augmentation, Backbone, DatasetAdapter, Head, Preset
 
@@ -252,6 +253,23 @@ class PluginHost:
             "heads": self.heads,
             "presets": self.presets,
         }
+
+
+def guarded(what: str, plugin: str, fn: Callable[..., T]) -> Callable[..., T]:
+    """``fn`` (a builder a plugin registered) whose crash becomes one line naming ``what`` and the plugin."""
+
+    def call(*args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except TlcoreError:
+            raise
+        except Exception as exc:
+            raise PluginError(
+                f"{what} from plugin {plugin!r} failed: {_describe(exc)}",
+                "fix or update the plugin, or choose another; --debug shows the traceback",
+            ) from exc
+
+    return call
 
 
 def _dist_of(ep: EntryPoint) -> tuple[str | None, str | None]:

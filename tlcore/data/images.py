@@ -11,7 +11,15 @@ from tlcore.errors import DataError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"})
 # Decompression-bomb guard: refuse images over ~180 megapixels rather than exhausting memory.
+# (PIL itself only warns up to twice this and then decodes it all; tlcore refuses from here.)
 Image.MAX_IMAGE_PIXELS = 180_000_000
+
+
+def _too_large(im: Image.Image) -> str | None:
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and im.width * im.height > limit:
+        return f"image too large to decode safely ({im.width}x{im.height} pixels, limit {limit:,})"
+    return None
 
 
 def read_image(path: str, channels: int = 3) -> np.ndarray:
@@ -23,6 +31,8 @@ def read_image(path: str, channels: int = 3) -> np.ndarray:
     try:
         with Image.open(path) as opened:
             im: Image.Image = opened
+            if too_large := _too_large(im):
+                raise DataError(f"{too_large}: {path}", "downscale it first")
             im = ImageOps.exif_transpose(im)
             if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
                 arr = np.asarray(im, dtype=np.float32)
@@ -46,12 +56,16 @@ def check_image(path: str) -> str | None:
         if os.path.getsize(path) == 0:
             return "empty file"
         with Image.open(path) as im:
+            if too_large := _too_large(im):
+                return too_large
             im.verify()
         # verify() does not decode pixel data, so it misses a JPEG cut off mid-scan; decode too
         # (JPEGs at 1/8 scale, which still reads every scan, so this stays cheap).
         with Image.open(path) as im:
             im.draft(im.mode, (max(1, im.width // 8), max(1, im.height // 8)))
             im.load()
+    except Image.DecompressionBombError:
+        return "image too large to decode safely (more than twice the pixel limit)"
     except Exception as exc:  # any decoder failure means unusable
         return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return None

@@ -76,7 +76,7 @@ def _choose_adapter(host: PluginHost, root: Path, name: str) -> DatasetAdapter:
         try:
             if adapter.detect is not None and adapter.detect(root):
                 return adapter
-        except OSError:
+        except Exception:  # a plugin's broken detect() only means "not recognised"; the others still try
             continue
     raise DataError(
         f"no dataset adapter recognises {root}",
@@ -102,6 +102,11 @@ def screen_images(ds: LabeledDataset, policy: str) -> list[dict[str, str]]:
                     "remove it, or --set bad_images=skip to skip such files",
                 )
             skipped.append({"split": split, "path": record.path, "reason": problem})
+        if records and not keep:
+            raise DataError(
+                f"every image of the {split} split is unreadable ({len(records)} files, e.g. {records[0].path})",
+                "replace the files, or remove the split folder so it is carved out of train",
+            )
         ds.splits[split] = keep
     return skipped
 

@@ -21,11 +21,14 @@ def _carve(records: Sequence[Record], fraction: float, seed: int) -> tuple[list[
         splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
         keep, held = next(splitter.split(idx, groups=groups))
     else:
+        # Stratified for class indices only; multilabel tuples and regression values are split at random.
         targets = [r.target for r in records]
-        counts = np.unique(np.asarray(targets, dtype=object).astype(str), return_counts=True)[1]
-        n_held = max(1, round(fraction * len(records)))
-        feasible = counts.min() >= 2 and len(counts) <= n_held and len(counts) <= len(records) - n_held
-        stratify = targets if isinstance(targets[0], int) and feasible else None
+        stratify = None
+        if all(isinstance(t, int) for t in targets):
+            counts = np.unique(np.asarray(targets, dtype=np.int64), return_counts=True)[1]
+            n_held = max(1, round(fraction * len(records)))
+            feasible = counts.min() >= 2 and len(counts) <= n_held and len(counts) <= len(records) - n_held
+            stratify = targets if feasible else None
         keep, held = train_test_split(idx, test_size=fraction, random_state=seed, stratify=stratify)
     return [records[i] for i in sorted(keep)], [records[i] for i in sorted(held)]
 

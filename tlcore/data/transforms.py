@@ -1,9 +1,17 @@
-"""The core's standard albumentations pipelines (resize/crop at the model's input size)."""
+"""The core's standard albumentations pipelines (resize/crop at the model's input size).
+
+Every pipeline takes ``HxWxC`` uint8 or float32 arrays with any channel count: the geometric steps
+(resize, crop, flip, affine) work on all of them; colour jitter applies only to 3-channel uint8
+photos and leaves other data unchanged (its brightness/saturation model and 0-255 range do not fit bands).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import albumentations as A
 import cv2
+import numpy as np
 
 from tlcore.specs import AugmentationContext
 
@@ -14,6 +22,16 @@ INTERPOLATION = {
     "area": cv2.INTER_AREA,
     "lanczos": cv2.INTER_LANCZOS4,
 }
+
+
+class PhotoColorJitter(A.ColorJitter):  # type: ignore[misc]  # albumentations is untyped
+    """Colour jitter for uint8 photos; float32 bands (raw units, not 0-1) pass through unchanged."""
+
+    def apply(self, img: np.ndarray, *args: Any, **params: Any) -> np.ndarray:
+        if img.dtype != np.uint8 or img.shape[-1] != 3:
+            return img
+        out: np.ndarray = super().apply(img, *args, **params)
+        return out
 
 
 def eval_transform(ctx: AugmentationContext) -> A.Compose:
@@ -28,7 +46,7 @@ def eval_transform(ctx: AugmentationContext) -> A.Compose:
 
 
 def standard(ctx: AugmentationContext) -> A.Compose:
-    """Random resized crop, horizontal flip and mild colour jitter (natural photos)."""
+    """Random resized crop, horizontal flip, and mild colour jitter on 3-channel uint8 photos."""
     if not ctx.train:
         return eval_transform(ctx)
     h, w = ctx.image_size
@@ -39,7 +57,7 @@ def standard(ctx: AugmentationContext) -> A.Compose:
         A.HorizontalFlip(p=0.5),
     ]
     if ctx.channels == 3:
-        steps.append(A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02, p=0.5))
+        steps.append(PhotoColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02, p=0.5))
     return A.Compose(steps)
 
 

@@ -1,4 +1,4 @@
-"""Default augmentation pipelines for natural photos."""
+"""Default augmentation pipelines: photos and multi-band arrays (uint8 or float32, any channel count)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from tlcore import hookimpl
 from tlcore.specs import Augmentation, AugmentationContext
 
 DESCRIPTIONS = {
-    "standard": "random resized crop, horizontal flip and mild colour jitter (natural photos)",
-    "light": "gentle: resize, small shift/scale/rotate and horizontal flip",
-    "none": "no augmentation: the eval preprocessing for training too",
+    "standard": "random resized crop, horizontal flip; mild colour jitter on 3-channel uint8 photos only "
+    "(any channels, uint8 or float32)",
+    "light": "gentle: resize, small shift/scale/rotate and horizontal flip (geometric only; any channels and dtype)",
+    "none": "no augmentation: the eval preprocessing for training too (any channels and dtype)",
 }
 
 

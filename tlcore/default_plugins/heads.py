@@ -1,4 +1,5 @@
-"""Default heads: linear and MLP (torch), logistic regression and SVM (scikit-learn)."""
+"""Default heads: linear and MLP (torch, every task), logistic regression and SVM (scikit-learn,
+classification and multilabel), ridge (scikit-learn, regression)."""
 
 from __future__ import annotations
 
@@ -23,20 +24,37 @@ def register_heads(register: Callable[[Head], None]) -> None:
     register(
         Head(
             "linear",
-            "dropout + linear layer (torch; feature extraction and fine-tuning)",
+            "dropout + linear layer (torch; feature extraction and fine-tuning; every task)",
             "torch",
             _lazy("linear_head"),
         )
     )
-    register(Head("mlp", "two-layer MLP with dropout (torch; params: hidden, dropout)", "torch", _lazy("mlp_head")))
+    register(
+        Head(
+            "mlp", "two-layer MLP with dropout (torch; every task; params: hidden, dropout)", "torch", _lazy("mlp_head")
+        )
+    )
     register(
         Head(
             "logistic-regression",
-            "standardised features + L2 logistic regression (scikit-learn; param C)",
+            "standardised features + L2 logistic regression (scikit-learn; classification, multilabel; param C)",
             "sklearn",
             _lazy("logistic_regression_head"),
         )
     )
     register(
-        Head("svm", "standardised features + RBF SVM (scikit-learn; params C, gamma)", "sklearn", _lazy("svm_head"))
+        Head(
+            "svm",
+            "standardised features + RBF SVM (scikit-learn; classification, multilabel; params C, gamma)",
+            "sklearn",
+            _lazy("svm_head"),
+        )
+    )
+    register(
+        Head(
+            "ridge",
+            "standardised features + ridge regression (scikit-learn; regression; param alpha)",
+            "sklearn",
+            _lazy("ridge_head"),
+        )
     )

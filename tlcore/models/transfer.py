@@ -7,7 +7,6 @@ architecture and its preprocessing, so ``tl predict`` and ``tl evaluate`` never 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from tlcore import io_atomic
 from tlcore.errors import TlcoreError
 from tlcore.models.backbones import Preprocessing, create_backbone, feature_dim
 from tlcore.plugins import PluginHost
@@ -85,20 +85,12 @@ class ModelMeta:
         )
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+atomic_write_text = io_atomic.write_text  # the name run.py and plugins already use
 
 
 def save_model(model: nn.Module, meta: ModelMeta, run_dir: Path, name: str = MODEL_FILE) -> None:
-    from safetensors.torch import save_file
-
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = run_dir / f".{name}.tmp"
-    save_file(state, str(tmp), metadata={"classes": json.dumps(meta.classes)})
-    os.replace(tmp, run_dir / name)
-    atomic_write_text(run_dir / MODEL_META, json.dumps(asdict(meta), indent=2))
+    io_atomic.save_safetensors(model.state_dict(), run_dir / name, metadata={"classes": json.dumps(meta.classes)})
+    io_atomic.write_text(run_dir / MODEL_META, json.dumps(asdict(meta), indent=2))
 
 
 def load_meta(run_dir: Path) -> ModelMeta:

@@ -16,6 +16,7 @@ from typing import Any, cast
 
 import torch
 
+from tlcore import io_atomic
 from tlcore.errors import WeightsError
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
@@ -62,7 +63,13 @@ def _load_untrusted(path: Path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except Exception as exc:  # SafetensorError (a bad header), or a file cut short
+            reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            raise WeightsError(
+                f"{path.name} is not a readable safetensors file ({reason})", "download or export it again"
+            ) from None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -86,7 +93,6 @@ def to_timm_safetensors(path: Path, timm_name: str, remap: bool = False) -> Path
     timm's order, such as the efficientnet_pytorch-style Lite checkpoints), via timm's own remapper.
     """
     import timm
-    from safetensors.torch import save_file
     from timm.models import remap_state_dict
 
     if path.is_dir():
@@ -119,9 +125,7 @@ def to_timm_safetensors(path: Path, timm_name: str, remap: bool = False) -> Path
         )
     state = {k: v.contiguous() for k, v in state.items() if k in expected and k not in wrong}
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    save_file(state, str(tmp))
-    tmp.replace(out)
+    io_atomic.save_safetensors(state, out)
     return out
 
 

@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from tlcore import io_atomic
+from tlcore import io_atomic
 from tlcore.data.dataset import ImageDataset
 from tlcore.specs import MEMBER_SEPARATOR, Record, source_file
 from tlcore.train.runtime import autocast, loader_options, progress
@@ -96,7 +97,7 @@ class FeatureCache:
         start = time.perf_counter()
         feats = compute_features(model, dataset, device, batch_size, num_workers, label, show_progress)
         seconds = time.perf_counter() - start
-        self.dir.mkdir(parents=True, exist_ok=True)
+        io_atomic.ensure_dir(self.dir)
         io_atomic.write_text(self.dir / "key.json", json.dumps(self.key_parts, indent=1, default=str))
         io_atomic.numpy_save(feats, path)  # an interrupted run never leaves a half-written cache entry
         return Extraction(feats, seconds, False)

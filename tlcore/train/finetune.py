@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
+from tlcore import io_atomic
 from tlcore.config import RunConfig
 from tlcore.data.dataset import ImageDataset, reseed_worker
 from tlcore.errors import ConfigError
@@ -105,11 +105,7 @@ def predict_proba(model: nn.Module, loader: DataLoader[Any], device: torch.devic
 
 
 def _save_state_dict(model: nn.Module, path: Path) -> None:
-    from safetensors.torch import save_file
-
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    os.replace(tmp, path)
+    io_atomic.save_safetensors(model.state_dict(), path)
 
 
 def fine_tune(
@@ -252,8 +248,7 @@ def fine_tune(
             _write_metrics(metrics_file, result.history)
             # Checkpoint after every epoch (write then rename), so kill -9 loses at most one epoch.
             _save_state_dict(model, run_dir / CHECKPOINT)
-            tmp = state_path.with_name(f".{state_path.name}.tmp")
-            torch.save(
+            io_atomic.torch_save(
                 {
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
@@ -262,9 +257,8 @@ def fine_tune(
                     "best_epoch": result.best_epoch,
                     "best_score": result.best_score,
                 },
-                tmp,
+                state_path,
             )
-            os.replace(tmp, state_path)
             bar.update(
                 epoch_task,
                 advance=1,
@@ -286,9 +280,10 @@ def fine_tune(
 
 
 def _write_metrics(path: Path, history: list[dict[str, Any]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)
-    os.replace(tmp, path)
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(history[0]))
+            writer.writeheader()
+            writer.writerows(history)
+
+    io_atomic.atomic_write(path, write)

@@ -12,25 +12,38 @@ import torch
 from torch import nn
 
 from tlcore.config import RunConfig
-from tlcore.metrics.classification import classification_metrics, monitor_value
+from tlcore.train.objective import Objective
 
 
 @dataclass
 class ProbeResult:
-    head: nn.Module | None  # the torch head (sklearn logistic regression is converted to one)
-    estimator: Any | None  # a fitted scikit-learn head that has no exact torch equivalent
+    head: nn.Module | None  # the torch head (linear scikit-learn heads are converted to one)
+    estimator: Any | None  # fitted scikit-learn head(s) with no exact torch equivalent
     epoch_seconds: float | None  # one pass over the training features (torch heads)
     fit_seconds: float
-    history: list[dict[str, float]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    objective: Objective | None = None
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        """Outputs in the user's units: class or per-label probabilities, regression values."""
+        objective = self.objective
         if self.head is not None:
             self.head.eval()
             with torch.inference_mode():
                 logits = self.head(torch.from_numpy(features).float())
-            return torch.softmax(logits, dim=1).numpy()
+            if objective is None:
+                return torch.softmax(logits, dim=1).numpy()
+            return objective.to_units(objective.activate(logits).numpy())
         assert self.estimator is not None
-        return np.asarray(self.estimator.predict_proba(features))
+        if objective is None or objective.task == "classification":
+            return np.asarray(self.estimator.predict_proba(features))
+        from tlcore.models.transfer import EstimatorHead
+
+        with torch.inference_mode():
+            logits = EstimatorHead(self.estimator, objective.task)(torch.from_numpy(features).float())
+        return objective.to_units(objective.activate(logits).numpy())
+
+    predict = predict_proba
 
 
 def class_weights(targets: np.ndarray, k: int) -> np.ndarray:
@@ -46,17 +59,17 @@ def fit_torch_head(
     y_val: np.ndarray,
     classes: list[str],
     config: RunConfig,
+    objective: Objective | None = None,
 ) -> ProbeResult:
-    """AdamW + cosine on features; keeps the epoch with the best validation ``monitor``."""
+    """AdamW + cosine on features; keeps the epoch with the best validation ``monitor``.
+
+    ``y_train``/``y_val`` are in the targets' own units; regression targets are standardised here.
+    """
+    if objective is None:
+        objective = Objective.for_training("classification", classes, config, y_train)
     gen = torch.Generator().manual_seed(config.seed)
-    xt, yt = torch.from_numpy(x_train).float(), torch.from_numpy(y_train).long()
+    xt, yt = torch.from_numpy(x_train).float(), torch.from_numpy(objective.fit_targets(y_train))
     xv = torch.from_numpy(x_val).float()
-    weight = (
-        torch.tensor(class_weights(y_train, len(classes)), dtype=torch.float32)
-        if config.class_weights == "balanced"
-        else None
-    )
-    loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
     optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.head_epochs)
     batch = min(256, len(xt))
@@ -70,7 +83,7 @@ def fit_torch_head(
         total = 0.0
         for i in range(0, len(xt), batch):
             idx = order[i : i + batch]
-            loss = loss_fn(head(xt[idx]), yt[idx])
+            loss = objective.loss(head(xt[idx]), yt[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -79,22 +92,78 @@ def fit_torch_head(
         epoch_times.append(time.perf_counter() - t0)
         head.eval()
         with torch.inference_mode():
-            proba = torch.softmax(head(xv), dim=1).numpy()
-        metrics = classification_metrics(y_val, proba, classes)
-        score = monitor_value(metrics, config.monitor)
-        history.append({"epoch": epoch + 1, "train_loss": total / len(xt), "val_accuracy": metrics["accuracy"]})
+            outputs = objective.to_units(objective.activate(head(xv)).numpy())
+        metrics = objective.metrics(y_val, outputs)
+        score = objective.score(metrics)
+        history.append({"epoch": epoch + 1, "train_loss": total / len(xt), **objective.history_row(metrics)})
         if score > best_score:
             best_score, best_state = score, copy.deepcopy(head.state_dict())
     head.load_state_dict(best_state)
-    return ProbeResult(head, None, float(np.median(epoch_times)), time.perf_counter() - start, history)
+    return ProbeResult(head, None, float(np.median(epoch_times)), time.perf_counter() - start, history, objective)
 
 
-def fit_sklearn_head(estimator: Any, x_train: np.ndarray, y_train: np.ndarray, num_classes: int) -> ProbeResult:
+def fit_sklearn_head(
+    estimator: Any, x_train: np.ndarray, y_train: np.ndarray, num_classes: int, objective: Objective | None = None
+) -> ProbeResult:
+    """Fit a scikit-learn head; multilabel and regression fit one clone per label/target on its known rows."""
     start = time.perf_counter()
-    estimator.fit(x_train, y_train)
+    task = objective.task if objective is not None else "classification"
+    if task == "classification":
+        estimator.fit(x_train, y_train)
+        seconds = time.perf_counter() - start
+        linear = sklearn_to_linear(estimator, x_train.shape[1], num_classes)
+        return ProbeResult(linear, None if linear is not None else estimator, None, seconds, objective=objective)
+    assert objective is not None
+    y = objective.fit_targets(y_train)
+    fitted = [_fit_column(estimator, x_train, y[:, j], task) for j in range(y.shape[1])]
     seconds = time.perf_counter() - start
-    linear = sklearn_to_linear(estimator, x_train.shape[1], num_classes)
-    return ProbeResult(linear, None if linear is not None else estimator, None, seconds)
+    linear = columns_to_linear(fitted, x_train.shape[1])
+    return ProbeResult(linear, None if linear is not None else fitted, None, seconds, objective=objective)
+
+
+def _fit_column(estimator: Any, x: np.ndarray, y: np.ndarray, task: str) -> Any:
+    from sklearn.base import clone
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+
+    known = ~np.isnan(y)
+    x, y = x[known], y[known]
+    if task == "multilabel":
+        labels = y.astype(int)
+        if len(np.unique(labels)) < 2:  # one class only (or no known label): predict its prior
+            return DummyClassifier(strategy="prior").fit(
+                np.zeros((max(1, len(labels)), 1)), labels if len(labels) else [0]
+            )
+        return clone(estimator).fit(x, labels)
+    if not len(y):
+        return DummyRegressor(strategy="constant", constant=0.0).fit(np.zeros((1, 1)), [0.0])
+    return clone(estimator).fit(x, y)
+
+
+def _scaled_linear(estimator: Any, in_features: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """``StandardScaler`` + a linear model (coef_, intercept_) as one affine map ``W x + b``, or None."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if not isinstance(estimator, Pipeline):
+        return None
+    steps = [s for _, s in estimator.steps]
+    if len(steps) != 2 or not isinstance(steps[0], StandardScaler) or not hasattr(steps[1], "coef_"):
+        return None
+    scaler, model = steps
+    mean = np.asarray(scaler.mean_ if scaler.with_mean else np.zeros(in_features))
+    scale = np.asarray(scaler.scale_ if scaler.with_std else np.ones(in_features))
+    coef = np.atleast_2d(np.asarray(model.coef_, dtype=np.float64))
+    intercept = np.atleast_1d(np.asarray(model.intercept_, dtype=np.float64))
+    weight = coef / scale
+    return weight, intercept - weight @ mean
+
+
+def _linear_layer(weight: np.ndarray, bias: np.ndarray) -> nn.Module:
+    layer = nn.Linear(weight.shape[1], weight.shape[0])
+    with torch.no_grad():
+        layer.weight.copy_(torch.from_numpy(weight).float())
+        layer.bias.copy_(torch.from_numpy(bias).float())
+    return nn.Sequential(nn.Dropout(0.0), layer)  # the layout of the "linear" head
 
 
 def sklearn_to_linear(estimator: Any, in_features: int, num_classes: int) -> nn.Module | None:
@@ -104,25 +173,40 @@ def sklearn_to_linear(estimator: Any, in_features: int, num_classes: int) -> nn.
     its softmax equals ``predict_proba``.
     """
     from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
 
-    if not isinstance(estimator, Pipeline):
+    affine = _scaled_linear(estimator, in_features)
+    if affine is None or not isinstance(estimator.steps[-1][1], LogisticRegression):
         return None
-    steps = [s for _, s in estimator.steps]
-    if len(steps) != 2 or not isinstance(steps[0], StandardScaler) or not isinstance(steps[1], LogisticRegression):
-        return None
-    scaler, lr = steps
-    mean = np.asarray(scaler.mean_ if scaler.with_mean else np.zeros(in_features))
-    scale = np.asarray(scaler.scale_ if scaler.with_std else np.ones(in_features))
-    coef, intercept = np.asarray(lr.coef_), np.asarray(lr.intercept_)
-    if coef.shape[0] == 1 and num_classes == 2:  # binary: logits [0, z] give softmax = sigmoid(z)
-        coef = np.vstack([np.zeros_like(coef), coef])
-        intercept = np.concatenate([[0.0], intercept])
-    weight = coef / scale
-    bias = intercept - weight @ mean
-    layer = nn.Linear(in_features, num_classes)
-    with torch.no_grad():
-        layer.weight.copy_(torch.from_numpy(weight).float())
-        layer.bias.copy_(torch.from_numpy(bias).float())
-    return nn.Sequential(nn.Dropout(0.0), layer)
+    weight, bias = affine
+    if weight.shape[0] == 1 and num_classes == 2:  # binary: logits [0, z] give softmax = sigmoid(z)
+        weight = np.vstack([np.zeros_like(weight), weight])
+        bias = np.concatenate([[0.0], bias])
+    return _linear_layer(weight, bias)
+
+
+def columns_to_linear(estimators: list[Any], in_features: int) -> nn.Module | None:
+    """Per-label binary logistic regressions (their logits) or per-target linear regressors (their
+    predictions) as one linear layer with a row each; None when any of them is not linear."""
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+
+    rows: list[tuple[np.ndarray, np.ndarray]] = []
+    for est in estimators:
+        if isinstance(est, DummyClassifier):
+            p = float(np.clip(positive_proba(est, np.zeros((1, 1)))[0], 1e-4, 1 - 1e-4))
+            rows.append((np.zeros((1, in_features)), np.array([np.log(p / (1 - p))])))
+            continue
+        if isinstance(est, DummyRegressor):
+            rows.append((np.zeros((1, in_features)), np.atleast_1d(np.asarray(est.constant_, dtype=np.float64))[:1]))
+            continue
+        affine = _scaled_linear(est, in_features)
+        if affine is None or affine[0].shape[0] != 1:
+            return None
+        rows.append(affine)
+    return _linear_layer(np.vstack([w for w, _ in rows]), np.concatenate([b for _, b in rows]))
+
+
+def positive_proba(estimator: Any, x: np.ndarray) -> np.ndarray:
+    """P(label = 1) from a binary classifier, also one that only ever saw one class."""
+    classes = list(estimator.classes_)
+    proba = np.asarray(estimator.predict_proba(x))
+    return proba[:, classes.index(1)] if 1 in classes else np.zeros(len(x))

@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 import tlcore
+from tlcore import io_atomic
 from tlcore.config import RunConfig
 from tlcore.data.dataset import ImageDataset
 from tlcore.data.prepare import PreparedData, prepare_data
@@ -24,9 +25,9 @@ from tlcore.errors import ConfigError, TlcoreError
 from tlcore.metrics.classification import classification_metrics
 from tlcore.metrics.operating_point import evaluation_sections
 from tlcore.models.backbones import Preprocessing, count_parameters, create_backbone, feature_dim, stage_groups
-from tlcore.models.transfer import MODEL_FILE, ModelMeta, TransferModel, atomic_write_text, save_model
+from tlcore.models.transfer import MODEL_FILE, ModelMeta, TransferModel, save_model
 from tlcore.models.weights import WeightsSource, cache_root
-from tlcore.plugins import PluginHost
+from tlcore.plugins import PluginHost, guarded
 from tlcore.specs import AugmentationContext, Backbone, HeadContext, Record
 from tlcore.train.features import FeatureCache
 from tlcore.train.finetune import fine_tune, predict_proba
@@ -70,8 +71,10 @@ class Pipeline:
             channels=self.in_chans,
             params=config.augmentation_params,
         )
-        self.train_transform = augmentation.build(AugmentationContext(train=True, **ctx))  # type: ignore[arg-type]
-        self.eval_transform = augmentation.build(AugmentationContext(train=False, **ctx))  # type: ignore[arg-type]
+        owner = host.augmentations.entry(augmentation.name).plugin
+        build = guarded(f"augmentation {augmentation.name!r}", owner, augmentation.build)
+        self.train_transform = build(AugmentationContext(train=True, **ctx))  # type: ignore[arg-type]
+        self.eval_transform = build(AugmentationContext(train=False, **ctx))  # type: ignore[arg-type]
         if hasattr(self.train_transform, "set_random_seed"):
             self.train_transform.set_random_seed(config.seed)
         self.head_spec = host.heads.get(config.head)
@@ -114,9 +117,9 @@ class Pipeline:
         params = {"dropout": self.config.drop_rate, **self.config.head_params}
         if self.head_spec.kind == "sklearn" and self.config.class_weights == "balanced":
             params.setdefault("class_weight", "balanced")
-        return self.head_spec.build(
-            HeadContext(self.num_features, len(self.data.dataset.classes), self.data.dataset.task, params)
-        )
+        owner = self.host.heads.entry(self.head_spec.name).plugin
+        build = guarded(f"head {self.head_spec.name!r}", owner, self.head_spec.build)
+        return build(HeadContext(self.num_features, len(self.data.dataset.classes), self.data.dataset.task, params))
 
     def meta(self, head_name: str) -> ModelMeta:
         return ModelMeta(
@@ -210,8 +213,8 @@ def run_training(
         console.print(f"[yellow]warning: {escape(prepared.leakage.summary())} (listed in report.json; --strict fails)")
     pipe = Pipeline(host, config, prepared)
     # Only once data and model are known to be usable: a failed start leaves no run directory behind.
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(
+    io_atomic.ensure_dir(run_dir)
+    io_atomic.write_text(
         run_dir / RUN_CONFIG,
         yaml.safe_dump({"preset": preset, "data": data, "config": config.model_dump()}, sort_keys=False),
     )
@@ -317,7 +320,7 @@ def run_training(
                 config.operating_point, config.positive_class, config.bootstrap, config.seed,
             )
         )
-    atomic_write_text(run_dir / REPORT, json.dumps(report, indent=2, default=_json_default))
+    io_atomic.write_text(run_dir / REPORT, json.dumps(report, indent=2, default=_json_default))
     return report
 
 
@@ -349,4 +352,8 @@ def _json_default(obj: Any) -> Any:
 def _save_estimator(estimator: Any, run_dir: Path) -> None:
     import skops.io as sio
 
-    sio.dump(estimator, run_dir / "head.skops")
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as fh:
+            sio.dump(estimator, fh)
+
+    io_atomic.atomic_write(run_dir / "head.skops", write)
