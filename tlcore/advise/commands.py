@@ -1,0 +1,123 @@
+"""The ``tl advise`` and ``tl compare`` commands (argument parsing and printing; the work is elsewhere)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+ADVISE_EPILOG = """\
+candidates: comma-separated backbone[@weights]; weights is default, hub, none (from scratch) or a file.
+  default: tf_efficientnet_lite0,tf_efficientnet_lite1,tf_efficientnet_lite2,tf_efficientnet_lite0@none
+  (the offline ImageNet Lite models and a from-scratch control), plus resnet50 and convnext_tiny when the
+  model hub answers.
+
+what it measures, per candidate, on one stratified subsample of train (--budget-images):
+  LogME            log evidence of a Bayesian linear model on the frozen features (You et al. 2021)
+  linear probe     cross-validated logistic regression accuracy ± standard error
+  kNN probe        cross-validated 20-nearest-neighbour (cosine) accuracy
+  similarity       1 - BatchNorm-statistics shift / that of noise images (1 = like the pretraining data)
+  ImageNet head    what the pretrained 1000-class head makes of the images (confidence, top class)
+  cost             parameters, GFLOPs per image, measured images/s and training memory on this machine
+then recommends a backbone and a technique by explicit rules (docs/advise.md), printing their inputs.
+
+examples:
+  tl advise --data ../shared/datasets/beans
+  tl advise --data DIR --candidates tf_efficientnet_lite0,resnet50@hub --budget-images 500 --budget-minutes 20
+"""
+
+COMPARE_EPILOG = """\
+methods (each run on the same stratified, nested label subsets of train; val and test are the full splits):
+  scratch             the preset's architecture with weights=none and the preset's fine-tuning schedule
+  feature-extraction  frozen pretrained backbone + logistic-regression head (the feature-extraction preset)
+  fine-tuning         the preset itself (its strategy, e.g. LP-FT)
+every run starts with a cold feature cache, so wall-clock times are what a first run costs.
+
+defaults: --fractions 0.05,0.1,0.25,0.5,1.0, --repeats 1, the preset's epochs and image size, all of train.
+On 2 CPU cores, keep it affordable with e.g. --epochs 5 --image-size 160 --max-train 600.
+
+examples:
+  tl compare --preset fine-tuning --data ../shared/datasets/beans --epochs 5 --image-size 160
+  tl compare --preset fine-tuning --data DIR --fractions 0.1,1.0 --repeats 3 --methods scratch,fine-tuning
+"""
+
+
+def _default_output(kind: str, data: str) -> Path:
+    return Path("runs") / f"{kind}-{Path(str(data)).name or 'data'}"
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    from tlcore.config import parse_overrides
+
+    overrides = parse_overrides(args.set or [])
+    if args.image_size:
+        overrides["image_size"] = args.image_size
+    if args.quiet:
+        overrides["progress"] = False
+    return overrides
+
+
+def cmd_advise(args: argparse.Namespace) -> int:
+    from tlcore.advise.advisor import AdviseOptions, advise, parse_candidates, write_json
+    from tlcore.advise.report import print_advice
+    from tlcore.config import build_config, preset_settings
+    from tlcore.models.backbones import _hub_reachable
+    from tlcore.plugins import get_host
+    from tlcore.train.runtime import console
+
+    host = get_host()
+    config = build_config(preset_settings(host.presets, "feature-extraction"), _overrides(args), "tl advise")
+    candidates = parse_candidates(args.candidates, hub_reachable=not args.candidates and _hub_reachable())
+    epochs = int(preset_settings(host.presets, "fine-tuning").get("epochs", 15))
+    options = AdviseOptions(
+        budget_images=args.budget_images,
+        similarity_images=args.similarity_images,
+        folds=args.folds,
+        seed=config.seed,
+        budget_minutes=args.budget_minutes,
+        finetune_epochs=epochs,
+        progress=config.progress,
+    )
+    report = advise(host, args.data, candidates, config, options)
+    path = write_json(report, Path(args.output or _default_output("advise", args.data)))
+    print_advice(report, console)
+    console.print(f"written to {path} ({report['seconds']:.0f} s)")
+    return 0
+
+
+def add_advise_commands(sub: Any) -> None:
+    """Register ``advise`` and ``compare`` on the ``tl`` subcommand parser."""
+    p = sub.add_parser(
+        "advise",
+        help="which backbone, and feature extraction or fine-tuning? scores candidates on your data",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Score candidate backbones on your data without training them (LogME, probes, domain "
+        "similarity, cost), then recommend a backbone and a technique with the reasons. Writes advise.json.",
+        epilog=ADVISE_EPILOG,
+    )
+    p.add_argument("--data", required=True, help="image folder, CSV manifest, or catalogue dataset name")
+    p.add_argument("--candidates", help="comma-separated backbone[@weights] (default: see below)")
+    p.add_argument(
+        "--budget-images",
+        type=int,
+        default=1000,
+        help="score on a stratified subsample of at most this many train images (default 1000)",
+    )
+    p.add_argument(
+        "--budget-minutes",
+        type=float,
+        default=60.0,
+        help="compute budget for one fine-tuning run on this machine; over it, feature extraction (default 60)",
+    )
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds of the probes (default 5)")
+    p.add_argument(
+        "--similarity-images",
+        type=int,
+        default=64,
+        help="images for the BatchNorm-statistics similarity pass (default 64)",
+    )
+    p.add_argument("--image-size", type=int, help="input size for every candidate (default: each one's own)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="another run setting, e.g. device=cpu")
+    p.add_argument("--output", "-o", help="folder for advise.json (default runs/advise-<data>)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_advise)
