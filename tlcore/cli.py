@@ -20,8 +20,6 @@ examples:
   tl train --preset fine-tuning --data ./my_images --output runs/ft --set epochs=5 --set backbone=resnet50
   tl evaluate runs/ft --data ./other_hospital
   tl predict runs/ft leaf1.jpg leaf2.jpg
-  tl advise --data DIR        (which backbone; feature extraction or fine-tuning?)
-  tl compare --preset fine-tuning --data DIR   (learning curves: scratch vs transfer)
   tl list presets            tl list backbones lite        tl plugins
   tl plugin new derm         (an installable plugin skeleton; see docs/plugins/tutorial.md)
 
@@ -154,23 +152,39 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The headline metrics per task: what `tl train` and `tl evaluate` print.
+SUMMARY_KEYS = {
+    "classification": ("accuracy", "balanced_accuracy", "macro_f1", "auc"),
+    "multilabel": ("auc", "micro_auc", "map", "macro_f1", "subset_accuracy"),
+    "regression": ("rmse", "mae", "r2"),
+}
+
+
+def _scores(metrics: dict[str, Any], task: str) -> str:
+    values = ((k, metrics.get(k)) for k in SUMMARY_KEYS.get(task, SUMMARY_KEYS["classification"]))
+    return ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in values if v is not None)
+
+
 def _print_summary(report: dict[str, Any], run_dir: Path) -> None:
     test, val = report["test"], report["val"]
-    auc = f", auc {test['auc']:.3f}" if test.get("auc") is not None else ""
-    print(
-        f"val accuracy {val['accuracy']:.3f} | test accuracy {test['accuracy']:.3f}, "
-        f"balanced {test['balanced_accuracy']:.3f}, macro-F1 {test['macro_f1']:.3f}{auc} "
-        f"| {report['timing']['total_s']:.0f} s | weights: {report['model']['weights']['origin']}"
-    )
+    task = report.get("task", {}).get("task", "classification")
+    if task == "classification":
+        auc = f", auc {test['auc']:.3f}" if test.get("auc") is not None else ""
+        scores = (
+            f"val accuracy {val['accuracy']:.3f} | test accuracy {test['accuracy']:.3f}, "
+            f"balanced {test['balanced_accuracy']:.3f}, macro-F1 {test['macro_f1']:.3f}{auc}"
+        )
+    else:
+        scores = f"{task} | val {_scores(val, task)} | test {_scores(test, task)}"
+    print(f"{scores} | {report['timing']['total_s']:.0f} s | weights: {report['model']['weights']['origin']}")
     print(f"run written to {run_dir} (report.json, model.safetensors, metrics)")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import numpy as np
     import yaml
 
     from tlcore.data.prepare import prepare_data
-    from tlcore.metrics.classification import classification_metrics
+    from tlcore.train.objective import Objective
     from tlcore.train.run import RUN_CONFIG
 
     host = _host()
@@ -181,15 +195,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     data = args.data or saved.get("data")
     if not data:
         raise TlcoreError("no --data given and the run does not record its data", "pass --data DIR")
-    prepared = prepare_data(host, data, config, classes=meta.classes)
+    prepared = prepare_data(host, data, config, classes=meta.classes, task=meta.task)
     if args.split not in prepared.dataset.splits:
         raise TlcoreError(f"{data} has no {args.split!r} split", f"splits: {', '.join(prepared.dataset.splits)}")
     records = prepared.dataset.splits[args.split]
-    proba = _predict(model, meta, [r.path for r in records], prepared.dataset.reader, config)
-    metrics = classification_metrics(np.array([r.target for r in records]), proba, meta.classes)
+    outputs = _predict(model, meta, [r.path for r in records], prepared.dataset.reader, config)
+    objective = Objective.from_meta(meta)
+    metrics = objective.metrics(objective.targets(records), outputs)
     out = {"run": str(run_dir), "data": prepared.summary(), "split": args.split, "metrics": metrics}
     io_atomic.write_text(run_dir / f"evaluation-{args.split}.json", json.dumps(out, indent=2))
-    print(json.dumps({k: metrics[k] for k in ("n", "accuracy", "balanced_accuracy", "macro_f1", "auc")}))
+    print(json.dumps({k: metrics.get(k) for k in ("n", *SUMMARY_KEYS.get(meta.task, ()))}))
     return 0
 
 
@@ -200,6 +215,7 @@ def _load(host: Any, run_dir: Path) -> tuple[Any, Any]:
 
 
 def _predict(model: Any, meta: Any, paths: list[str], reader: Any, config: Any) -> Any:
+    """Outputs in the user's units: class or per-label probabilities, or regression values."""
     import torch
     from torch.utils.data import DataLoader
 
@@ -207,17 +223,24 @@ def _predict(model: Any, meta: Any, paths: list[str], reader: Any, config: Any) 
     from tlcore.data.transforms import eval_transform
     from tlcore.specs import AugmentationContext, Record
     from tlcore.train.finetune import predict_proba
+    from tlcore.train.objective import Objective
 
     pre = meta.preprocess()
     transform = eval_transform(
         AugmentationContext(pre.input_size, False, pre.interpolation, pre.crop_pct, meta.in_chans)
     )
-    ds = ImageDataset([Record(p, 0) for p in paths], reader, transform, pre.mean, pre.std)
-    return predict_proba(model, DataLoader(ds, batch_size=64), torch.device("cpu"), tta=meta.tta)
+    ds = ImageDataset([Record(p, 0) for p in paths], reader, transform, *meta.normalization())
+    objective = Objective.from_meta(meta)
+    outputs = predict_proba(
+        model, DataLoader(ds, batch_size=64), torch.device("cpu"), tta=meta.tta, activate=objective.activate
+    )
+    return objective.to_units(outputs)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from tlcore.specs import read_rgb
+    from functools import partial
+
+    from tlcore.data.dataset import read_for_prediction
 
     host = _host()
     run_dir = Path(args.run_dir)
@@ -225,7 +248,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     missing = [p for p in args.images if not Path(p).is_file()]
     if missing:
         raise TlcoreError(f"image not found: {missing[0]}", "check the path")
-    proba = _predict(model, meta, args.images, read_rgb, None)
+    proba = _predict(model, meta, args.images, partial(read_for_prediction, channels=meta.in_chans), None)
+    if meta.task != "classification":
+        for path, row in zip(args.images, proba, strict=True):
+            print(json.dumps({"image": path, **_task_prediction(meta, row)}))
+        return 0
     k = min(args.top_k, len(meta.classes))
     for path, row in zip(args.images, proba, strict=True):
         top = row.argsort()[::-1][:k]
@@ -238,6 +265,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
             )
         )
     return 0
+
+
+def _task_prediction(meta: Any, row: Any) -> dict[str, Any]:
+    """Multilabel: every label's probability and those at or above 0.5; regression: values in the targets' units."""
+    if meta.task == "multilabel":
+        probabilities = {label: round(float(p), 6) for label, p in zip(meta.classes, row, strict=True)}
+        return {"probabilities": probabilities, "labels": [k for k, p in probabilities.items() if p >= 0.5]}
+    return {"values": {name: float(v) for name, v in zip(meta.classes, row, strict=True)}}
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
@@ -337,7 +372,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a data setting")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="predict images with a trained run (JSON lines, top-k)")
+    p = sub.add_parser(
+        "predict",
+        help="predict images with a trained run (JSON lines: top-k classes, per-label probabilities, or values)",
+        description="One JSON line per image. Classification: the top-k classes with probabilities. Multilabel: "
+        "every label's probability and the labels at or above 0.5. Regression: values in the targets' units. "
+        "Images are decoded like training images; .npy arrays and multi-band TIFFs are read as stored.",
+    )
     p.add_argument("run_dir")
     p.add_argument("images", nargs="+")
     p.add_argument("--top-k", type=int, default=3)
@@ -372,10 +413,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="backbones: every timm architecture, not just the curated list")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_list)
-
-    from tlcore.advise.commands import add_advise_commands  # advise, compare
-
-    add_advise_commands(sub)
     return parser
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
+from numbers import Real
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from tlcore.config import RunConfig
 from tlcore.data.images import check_image
@@ -13,7 +17,7 @@ from tlcore.data.leakage import LeakageReport, find_leakage
 from tlcore.data.splits import ensure_splits
 from tlcore.errors import DataError, TlcoreError, UnknownNameError
 from tlcore.plugins import PluginHost
-from tlcore.specs import DatasetAdapter, LabeledDataset, read_rgb
+from tlcore.specs import DatasetAdapter, LabeledDataset, Record, read_rgb
 
 
 @dataclass
@@ -29,14 +33,7 @@ class PreparedData:
     def summary(self) -> dict[str, Any]:
         ds = self.dataset
         counts = {split: len(recs) for split, recs in ds.splits.items()}
-        per_class = (
-            {
-                split: {ds.classes[k]: v for k, v in sorted(Counter(r.target for r in recs).items())}  # type: ignore[index]
-                for split, recs in ds.splits.items()
-            }
-            if ds.task == "classification"
-            else {}
-        )
+        per_class = {split: _target_summary(ds, recs) for split, recs in ds.splits.items()}
         return {
             "source": self.source,
             "root": str(self.root),
@@ -50,6 +47,55 @@ class PreparedData:
             "skipped_images": self.skipped,
             **({"provenance": ds.provenance} if ds.provenance else {}),
         }
+
+
+def _target_summary(ds: LabeledDataset, records: list[Record]) -> dict[str, Any]:
+    """Classification: images per class; multilabel: positives (and missing) per label;
+    regression: mean/std/min/max per target."""
+    if ds.task == "classification":
+        return {ds.classes[k]: v for k, v in sorted(Counter(r.target for r in records).items())}  # type: ignore[index]
+    y = np.array([np.atleast_1d(np.asarray(r.target, dtype=np.float64)) for r in records]).reshape(
+        len(records), len(ds.classes)
+    )
+    known = ~np.isnan(y)
+    out: dict[str, Any] = {}
+    for j, name in enumerate(ds.classes):
+        col = y[known[:, j], j]
+        if ds.task == "multilabel":
+            out[name] = {"positives": int(col.sum()), "missing": int((~known[:, j]).sum())}
+        else:
+            stats = {"mean": col.mean, "std": col.std, "min": col.min, "max": col.max}
+            out[name] = {key: float(fn()) if len(col) else None for key, fn in stats.items()}
+    return out
+
+
+def check_targets(ds: LabeledDataset) -> None:
+    """Every record's target fits the task: a class index, one 0/1/NaN per label, or one number per target."""
+    k = len(ds.classes)
+    for records in ds.splits.values():
+        for record in records:
+            problem = _target_problem(ds.task, record.target, k)
+            if problem:
+                raise DataError(
+                    f"{record.path}: {problem} (task {ds.task}, {k} classes)",
+                    "fix the adapter: see LabeledDataset in tlcore/specs.py for the target of each task",
+                )
+
+
+def _target_problem(task: str, target: Any, k: int) -> str | None:
+    if task == "classification":
+        ok = isinstance(target, int | np.integer) and not isinstance(target, bool) and 0 <= target < k
+        return None if ok else f"target {target!r} is not a class index 0..{k - 1}"
+    values = target if isinstance(target, tuple | list) else (target,)
+    if not all(isinstance(v, Real) and not isinstance(v, bool) for v in values):
+        return f"target {target!r} is not numeric"
+    if len(values) != k:
+        return f"target {target!r} has {len(values)} value(s), expected {k}"
+    if task == "multilabel" and not all(math.isnan(v) or v in (0, 1) for v in values):
+        return f"target {target!r} holds values other than 0.0, 1.0 and NaN"
+    if task == "regression" and any(math.isinf(v) for v in values):
+        return f"target {target!r} is infinite"
+    return None
 
 
 def _locate(host: PluginHost, data: str) -> tuple[Path, str | None, dict[str, Any]]:
@@ -112,8 +158,14 @@ def screen_images(ds: LabeledDataset, policy: str) -> list[dict[str, str]]:
 
 
 def prepare_data(
-    host: PluginHost, data: str, config: RunConfig, classes: list[str] | None = None, check_leakage: bool = False
+    host: PluginHost,
+    data: str,
+    config: RunConfig,
+    classes: list[str] | None = None,
+    check_leakage: bool = False,
+    task: str | None = None,
 ) -> PreparedData:
+    """Load, check and split ``data``; ``classes``/``task`` (a trained model's) must match when given."""
     root, catalog_adapter, catalog_options = _locate(host, data)
     adapter_name = config.adapter if config.adapter != "auto" or catalog_adapter is None else catalog_adapter
     adapter = _choose_adapter(host, root, adapter_name)
@@ -124,8 +176,11 @@ def prepare_data(
         raise
     except Exception as exc:
         raise DataError(f"adapter {adapter.name!r} failed on {root}: {type(exc).__name__}: {exc}") from exc
-    if classes is not None and ds.task == "classification" and ds.classes != classes:
+    if task is not None and ds.task != task:
+        raise DataError(f"{root} is a {ds.task} dataset, the model was trained for {task}")
+    if classes is not None and ds.classes != classes:
         raise DataError(f"{root} has classes {ds.classes}, the model was trained on {classes}")
+    check_targets(ds)
     skipped = screen_images(ds, config.bad_images)
     origin = ensure_splits(ds, config.val_fraction, config.seed)
     leakage = find_leakage(ds.splits, ds.reader, config.near_duplicate_distance) if check_leakage else None

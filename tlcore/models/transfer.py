@@ -7,14 +7,16 @@ architecture and its preprocessing, so ``tl predict`` and ``tl evaluate`` never 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from tlcore import io_atomic
+from tlcore.data.dataset import UINT8_SCALE
 from tlcore.errors import TlcoreError
 from tlcore.models.backbones import Preprocessing, create_backbone, feature_dim
 from tlcore.plugins import PluginHost
@@ -36,18 +38,34 @@ class TransferModel(nn.Module):
 
 
 class EstimatorHead(nn.Module):
-    """A fitted scikit-learn head as a module: returns log-probabilities, so softmax gives ``predict_proba``."""
+    """Fitted scikit-learn head(s) as a module, returning what the task's activation expects.
 
-    def __init__(self, estimator: Any) -> None:
+    One classifier: log-probabilities (softmax gives ``predict_proba``). A list of per-label binary
+    classifiers (multilabel): logits (sigmoid gives each label's probability). A list of per-target
+    regressors: their predictions (standardised units).
+    """
+
+    def __init__(self, estimator: Any, task: str = "classification") -> None:
         super().__init__()
         self.estimator = estimator
+        self.task = task
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        proba = torch.as_tensor(self.estimator.predict_proba(x.detach().float().cpu().numpy()), dtype=torch.float32)
+        features = x.detach().float().cpu().numpy()
+        if self.task == "regression":
+            out = np.column_stack([np.asarray(e.predict(features), dtype=np.float64) for e in self.estimator])
+            return torch.as_tensor(out, dtype=torch.float32).to(x.device)
+        if self.task == "multilabel":
+            from tlcore.train.probe import positive_proba
+
+            p = np.column_stack([positive_proba(e, features) for e in self.estimator])
+            p = np.clip(p, 1e-7, 1 - 1e-7)
+            return torch.as_tensor(np.log(p / (1 - p)), dtype=torch.float32).to(x.device)
+        proba = torch.as_tensor(self.estimator.predict_proba(features), dtype=torch.float32)
         return torch.log(proba.clamp_min(1e-12)).to(x.device)
 
 
-def _load_estimator(run_dir: Path) -> EstimatorHead:
+def _load_estimator(run_dir: Path, task: str) -> EstimatorHead:
     """The run's scikit-learn head from skops (which refuses types it does not trust; no pickle)."""
     import skops.io as sio
 
@@ -55,7 +73,7 @@ def _load_estimator(run_dir: Path) -> EstimatorHead:
     if not path.exists():
         raise TlcoreError(f"{run_dir} has no {ESTIMATOR_FILE} for its scikit-learn head", "train the run again")
     try:
-        return EstimatorHead(sio.load(path))
+        return EstimatorHead(sio.load(path), task)
     except Exception as exc:
         raise TlcoreError(f"cannot load {path}: {type(exc).__name__}: {exc}") from None
 
@@ -73,6 +91,18 @@ class ModelMeta:
     weights_origin: str
     tlcore_version: str
     tta: bool = False  # evaluate with mirrored views, as the run did
+    #: Non-uint8 data: per-channel mean/std of the train split in the data's units (used instead of the
+    #: pretrained mean/std), ``{"mean": [...], "std": [...], "images": n}``; None for uint8 images.
+    input_stats: dict[str, Any] | None = None
+    #: Regression: the train targets' mean/std; predictions are un-standardised with them.
+    target_norm: dict[str, list[float]] | None = None
+    loss: str | None = None
+
+    def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...], float]:
+        """Mean, std and their scale (255: 0-1 pretrained statistics on uint8 pixels; 1: raw band statistics)."""
+        if self.input_stats:
+            return tuple(self.input_stats["mean"]), tuple(self.input_stats["std"]), 1.0
+        return tuple(self.preprocessing["mean"]), tuple(self.preprocessing["std"]), UINT8_SCALE
 
     def preprocess(self) -> Preprocessing:
         p = self.preprocessing
@@ -97,7 +127,9 @@ def load_meta(run_dir: Path) -> ModelMeta:
     path = run_dir / MODEL_META
     if not path.exists():
         raise TlcoreError(f"{run_dir} holds no trained model ({MODEL_META} missing)", "pass the --output of `tl train`")
-    return ModelMeta(**json.loads(path.read_text()))
+    saved = json.loads(path.read_text())
+    known = {f.name for f in fields(ModelMeta)}
+    return ModelMeta(**{k: v for k, v in saved.items() if k in known})  # keys from newer versions are ignored
 
 
 def load_model(host: PluginHost, run_dir: Path) -> tuple[TransferModel, ModelMeta]:
@@ -112,7 +144,7 @@ def load_model(host: PluginHost, run_dir: Path) -> tuple[TransferModel, ModelMet
     head_spec = host.heads.get(meta.head)
     head: nn.Module
     if head_spec.kind == "sklearn":  # saved as nn.Identity in MODEL_FILE, the estimator beside it
-        head = _load_estimator(run_dir)
+        head = _load_estimator(run_dir, meta.task)
     else:
         head = head_spec.build(
             HeadContext(

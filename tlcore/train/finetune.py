@@ -19,9 +19,9 @@ from tlcore import io_atomic
 from tlcore.config import RunConfig
 from tlcore.data.dataset import ImageDataset, reseed_worker
 from tlcore.errors import ConfigError
-from tlcore.metrics.classification import classification_metrics, monitor_value
 from tlcore.models.backbones import keep_frozen_bn_in_eval, set_trainable
 from tlcore.models.transfer import TransferModel
+from tlcore.train.objective import Objective
 from tlcore.train.probe import class_weights
 from tlcore.train.runtime import autocast, console, loader_options, progress
 
@@ -88,19 +88,30 @@ def warmup_cosine(total_steps: int, warmup_steps: int) -> Callable[[int], float]
     return factor
 
 
+def _softmax(logits: torch.Tensor) -> torch.Tensor:
+    return torch.softmax(logits.float(), dim=1)
+
+
 @torch.inference_mode()
-def predict_proba(model: nn.Module, loader: DataLoader[Any], device: torch.device, tta: bool = False) -> np.ndarray:
-    """Softmax probabilities; with ``tta`` averaged with those of the horizontally mirrored batch."""
+def predict_proba(
+    model: nn.Module,
+    loader: DataLoader[Any],
+    device: torch.device,
+    tta: bool = False,
+    activate: Callable[[torch.Tensor], torch.Tensor] = _softmax,
+) -> np.ndarray:
+    """Activated outputs (softmax by default; see ``Objective.activate``); with ``tta`` averaged with
+    those of the horizontally mirrored batch."""
     model.eval()
     normalize = cast(ImageDataset, loader.dataset).normalize
     out = []
     for x, _ in loader:
         with autocast(device):
             x = normalize(x, device)
-            proba = torch.softmax(model(x).float(), dim=1)
+            proba = activate(model(x).float())
             if tta:
-                proba = (proba + torch.softmax(model(torch.flip(x, dims=[3])).float(), dim=1)) / 2
-        out.append(proba.cpu().numpy())
+                proba = (proba + activate(model(torch.flip(x, dims=[3])).float())) / 2
+        out.append(proba.float().cpu().numpy())
     return np.concatenate(out)
 
 
@@ -120,11 +131,19 @@ def fine_tune(
     run_dir: Path,
     resume: bool = False,
     workers: int = 0,
+    objective: Objective | None = None,
 ) -> FitResult:
-    """Train ``model`` on ``train_set``; the best epoch's weights end up in ``run_dir/best.safetensors``."""
+    """Train ``model`` on ``train_set``; the best epoch's weights end up in ``run_dir/best.safetensors``.
+
+    ``objective`` gives the task's loss, activation, metrics and monitor (default: classification).
+    """
     from safetensors.torch import load_file
 
-    targets = np.array([r.target for r in train_set.records], dtype=np.int64)
+    if objective is None:
+        objective = Objective.for_training(
+            "classification", classes, config, np.array([r.target for r in train_set.records], dtype=np.int64)
+        )
+    targets = objective.targets(train_set.records)
     k = len(classes)
     optimizer = torch.optim.AdamW(param_groups(model, groups, config), lr=config.lr)
     use_mix = config.mixup > 0 or config.cutmix > 0
@@ -140,11 +159,6 @@ def fine_tune(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(total_steps, int(config.warmup_epochs * steps_per_epoch))
     )
-    weight = (
-        torch.tensor(class_weights(targets, k), dtype=torch.float32, device=device)
-        if config.class_weights == "balanced"
-        else None
-    )
     mixer = None
     if use_mix:
         from timm.data.mixup import Mixup
@@ -152,7 +166,6 @@ def fine_tune(
         mixer = Mixup(
             mixup_alpha=config.mixup, cutmix_alpha=config.cutmix, label_smoothing=config.label_smoothing, num_classes=k
         )
-    loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=0.0 if use_mix else config.label_smoothing)
 
     result = FitResult()
     start_epoch = 0
@@ -204,7 +217,7 @@ def fine_tune(
             total_loss, seen = 0.0, 0
             batch_task = bar.add_task(f"epoch {epoch + 1}/{config.epochs}", total=len(loader), info="")
             for x, y in loader:
-                x, y = train_set.normalize(x, device), y.to(device, non_blocking=True)
+                x, y = train_set.normalize(x, device), objective.batch_targets(y.to(device, non_blocking=True))
                 if mixer is not None:
                     x, y = mixer(x, y)
                 with autocast(device):
@@ -212,7 +225,7 @@ def fine_tune(
                 loss = (
                     torch.sum(-y * torch.log_softmax(logits.float(), dim=1), dim=1).mean()
                     if mixer is not None
-                    else loss_fn(logits.float(), y)
+                    else objective.loss(logits, y)
                 )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -223,17 +236,13 @@ def fine_tune(
                 bar.update(batch_task, advance=1, info=f"loss {total_loss / seen:.3f}")
             bar.remove_task(batch_task)
             train_seconds = time.perf_counter() - t0
-            proba = predict_proba(model, val_loader, device, tta=config.tta)
-            val = classification_metrics(val_targets, proba, classes)
-            score = monitor_value(val, config.monitor)
+            outputs = predict_proba(model, val_loader, device, tta=config.tta, activate=objective.activate)
+            val = objective.metrics(val_targets, objective.to_units(outputs))
+            score = objective.score(val)
             row = {
                 "epoch": epoch + 1,
                 "train_loss": total_loss / max(1, seen),
-                "val_loss": val["log_loss"],
-                "val_accuracy": val["accuracy"],
-                "val_balanced_accuracy": val["balanced_accuracy"],
-                "val_macro_f1": val["macro_f1"],
-                "val_auc": val["auc"],
+                **objective.history_row(val),
                 "lr_head": optimizer.param_groups[-1]["lr"],
                 "frozen_stages": frozen,
                 "train_images_per_s": seen / train_seconds,
@@ -262,12 +271,12 @@ def fine_tune(
             bar.update(
                 epoch_task,
                 advance=1,
-                info=f"val {config.monitor} {val.get(config.monitor) or 0:.3f} (best {result.best_epoch})",
+                info=f"val {objective.monitor} {val.get(objective.monitor) or 0:.3f} (best {result.best_epoch})",
             )
             last = epoch + 1 == config.epochs
             if config.early_stopping and not last and epoch + 1 - result.best_epoch >= config.early_stopping:
                 result.stopped_early = True
-                console.print(f"early stopping: no val {config.monitor} gain for {config.early_stopping} epochs")
+                console.print(f"early stopping: no val {objective.monitor} gain for {config.early_stopping} epochs")
                 break
     result.train_seconds = time.perf_counter() - t_start
     if config.checkpoint == "last":

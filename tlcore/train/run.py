@@ -19,10 +19,9 @@ from torch.utils.data import DataLoader
 import tlcore
 from tlcore import io_atomic
 from tlcore.config import RunConfig
-from tlcore.data.dataset import ImageDataset
+from tlcore.data.dataset import ImageDataset, as_model_input, channel_stats
 from tlcore.data.prepare import PreparedData, prepare_data
-from tlcore.errors import ConfigError, TlcoreError
-from tlcore.metrics.classification import classification_metrics
+from tlcore.errors import ConfigError, DataError
 from tlcore.metrics.operating_point import evaluation_sections
 from tlcore.models.backbones import Preprocessing, count_parameters, create_backbone, feature_dim, stage_groups
 from tlcore.models.transfer import MODEL_FILE, ModelMeta, TransferModel, save_model
@@ -31,6 +30,7 @@ from tlcore.plugins import PluginHost, guarded
 from tlcore.specs import AugmentationContext, Backbone, HeadContext, Record
 from tlcore.train.features import FeatureCache
 from tlcore.train.finetune import fine_tune, predict_proba
+from tlcore.train.objective import Objective, target_array
 from tlcore.train.probe import ProbeResult, fit_sklearn_head, fit_torch_head
 from tlcore.train.runtime import (
     console,
@@ -52,6 +52,7 @@ class Pipeline:
         self.host, self.config, self.data = host, config, data
         self.backbone_spec: Backbone = host.backbone(config.backbone)
         self.in_chans = config.in_chans or data.dataset.channels
+        self.input_stats = _input_stats(data, self.in_chans)
         self.backbone, self.weights, pre = create_backbone(
             self.backbone_spec, config.weights, self.in_chans, config.drop_path_rate
         )
@@ -84,10 +85,17 @@ class Pipeline:
                 "use head=linear or head=mlp with fine-tuning, or technique=feature-extraction",
             )
         self.num_features = feature_dim(self.backbone)
+        self.new_head()  # a head that does not support the task says so now, before any work
+
+    def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...], float]:
+        """Band statistics of the train split for non-uint8 data, else the weights' mean/std (0-1 pixels)."""
+        if self.input_stats is not None:
+            return tuple(self.input_stats["mean"]), tuple(self.input_stats["std"]), 1.0
+        return self.pre.mean, self.pre.std, 255.0
 
     def dataset(self, records: list[Record], train: bool = False) -> ImageDataset:
         transform = self.train_transform if train else self.eval_transform
-        return ImageDataset(records, self.data.dataset.reader, transform, self.pre.mean, self.pre.std)
+        return ImageDataset(records, self.data.dataset.reader, transform, *self.normalization())
 
     def loader(self, records: list[Record]) -> DataLoader[Any]:
         return DataLoader(
@@ -110,6 +118,8 @@ class Pipeline:
                 "transform": repr(self.eval_transform),
                 "reader": getattr(self.data.dataset.reader, "__qualname__", repr(self.data.dataset.reader)),
                 "precision": "bf16" if self.device.type == "cuda" else "fp32",
+                # only when set, so caches of uint8 datasets keep their keys
+                **({"input_stats": self.input_stats} if self.input_stats is not None else {}),
             },
         )
 
@@ -121,7 +131,7 @@ class Pipeline:
         build = guarded(f"head {self.head_spec.name!r}", owner, self.head_spec.build)
         return build(HeadContext(self.num_features, len(self.data.dataset.classes), self.data.dataset.task, params))
 
-    def meta(self, head_name: str) -> ModelMeta:
+    def meta(self, head_name: str, objective: Objective | None = None) -> ModelMeta:
         return ModelMeta(
             backbone=self.backbone_spec.name,
             timm_name=self.backbone_spec.timm_name,
@@ -134,11 +144,33 @@ class Pipeline:
             weights_origin=self.weights.origin,
             tlcore_version=tlcore.__version__,
             tta=self.config.tta and self.config.technique == "fine-tuning",
+            input_stats=self.input_stats,
+            target_norm=objective.scaler.as_dict() if objective and objective.scaler else None,
+            loss=objective.loss_name if objective else None,
         )
 
 
-def _targets(records: list[Record]) -> np.ndarray:
-    return np.array([r.target for r in records], dtype=np.int64)
+def _input_stats(data: PreparedData, in_chans: int) -> dict[str, Any] | None:
+    """uint8 images: None (the pretrained mean/std apply). Other data (float32, uint16 bands): the train
+    split's per-channel mean/std from a bounded sample, which then replace the pretrained ones."""
+    ds = data.dataset
+    train = ds.splits.get("train") or []
+    if not train:
+        return None
+    raw = ds.reader(train[0].path)
+    first = as_model_input(raw)
+    if first.shape[2] != in_chans:
+        raise DataError(
+            f"{train[0].path} has {first.shape[2]} channel(s), the model expects {in_chans}",
+            "set LabeledDataset.channels (or --set in_chans=N) to the reader's channel count",
+        )
+    if first.dtype == np.uint8:
+        return None
+    return {**channel_stats(train, ds.reader), "dtype": str(raw.dtype)}
+
+
+def _targets(records: list[Record], task: str = "classification", k: int = 0) -> np.ndarray:
+    return target_array(task, records, k)
 
 
 def _features(pipe: Pipeline, cache: FeatureCache, split: str, timing: dict[str, Any]) -> np.ndarray:
@@ -183,17 +215,23 @@ def _augmented_views(pipe: Pipeline, cache: FeatureCache, timing: dict[str, Any]
         )
         timing["feature_extraction_s"] = timing.get("feature_extraction_s", 0.0) + out.seconds
         feats.append(out.features)
-        ys.append(_targets(records))
+        ys.append(_targets(records, pipe.data.dataset.task, len(pipe.data.dataset.classes)))
     return np.concatenate(feats), np.concatenate(ys)
 
 
 def _probe(
-    pipe: Pipeline, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, head: Any
+    pipe: Pipeline,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    head: Any,
+    objective: Objective,
 ) -> ProbeResult:
     classes = pipe.data.dataset.classes
     if isinstance(head, nn.Module):
-        return fit_torch_head(head, x_train, y_train, x_val, y_val, classes, pipe.config)
-    return fit_sklearn_head(head, x_train, y_train, len(classes))
+        return fit_torch_head(head, x_train, y_train, x_val, y_val, classes, pipe.config, objective)
+    return fit_sklearn_head(head, x_train, y_train, len(classes), objective)
 
 
 def run_training(
@@ -205,8 +243,11 @@ def run_training(
     timing: dict[str, Any] = {}
     t0 = time.perf_counter()
     prepared = prepare_data(host, data, config, check_leakage=True)
-    if prepared.dataset.task != "classification":
-        raise TlcoreError(f"task {prepared.dataset.task!r} needs a plugin that trains it", "see tl list presets")
+    task, classes = prepared.dataset.task, prepared.dataset.classes
+    y = {s: _targets(r, task, len(classes)) for s, r in prepared.dataset.splits.items()}
+    objective = Objective.for_training(task, classes, config, y["train"])
+    if objective.monitor_note:
+        console.print(f"[yellow]{objective.monitor_note}")
     if prepared.skipped:
         console.print(f"[yellow]skipped {len(prepared.skipped)} unreadable image(s); listed in report.json")
     if prepared.leakage is not None and prepared.leakage.found:
@@ -220,8 +261,6 @@ def run_training(
     )
     timing["setup_s"] = time.perf_counter() - t0
     splits = prepared.dataset.splits
-    classes = prepared.dataset.classes
-    y = {s: _targets(r) for s, r in splits.items()}
     cache = pipe.feature_cache()
     extra: dict[str, Any] = {}
     test_proba: np.ndarray | None = None
@@ -232,17 +271,18 @@ def run_training(
         if config.feature_views:
             xa, ya = _augmented_views(pipe, cache, timing)
             x_train, y_train = np.concatenate([x_train, xa]), np.concatenate([y_train, ya])
-        result = _probe(pipe, x_train, y_train, x["val"], y["val"], pipe.new_head())
+        result = _probe(pipe, x_train, y_train, x["val"], y["val"], pipe.new_head(), objective)
         timing["head_fit_s"] = result.fit_seconds
         timing["head_epoch_s"] = result.epoch_seconds
         val_proba, test_proba = result.predict_proba(x["val"]), result.predict_proba(x["test"])
         extra["head_history"] = result.history
         if result.head is not None:
             model = TransferModel(pipe.backbone, result.head)
-            save_model(model, pipe.meta("linear" if pipe.head_spec.kind == "sklearn" else config.head), run_dir)
+            head_name = "linear" if pipe.head_spec.kind == "sklearn" else config.head
+            save_model(model, pipe.meta(head_name, objective), run_dir)
         else:
             _save_estimator(result.estimator, run_dir)
-            save_model(TransferModel(pipe.backbone, nn.Identity()), pipe.meta(config.head), run_dir)
+            save_model(TransferModel(pipe.backbone, nn.Identity()), pipe.meta(config.head, objective), run_dir)
     else:
         head = pipe.new_head()
         model = TransferModel(pipe.backbone, head)
@@ -251,10 +291,13 @@ def run_training(
             # Linear probe first (on cached features), so fine-tuning starts from a good head and
             # the pretrained features are not distorted by a random one (Kumar et al., 2022).
             x_train, x_val = _features(pipe, cache, "train", timing), _features(pipe, cache, "val", timing)
-            probe = fit_torch_head(head, x_train, y["train"], x_val, y["val"], classes, config)
+            probe = fit_torch_head(head, x_train, y["train"], x_val, y["val"], classes, config, objective)
             timing["linear_probe_s"] = probe.fit_seconds
             timing["head_epoch_s"] = probe.epoch_seconds
-            extra["linear_probe_val_accuracy"] = probe.history and max(h["val_accuracy"] for h in probe.history)
+            column = "val_accuracy" if task == "classification" else f"val_{objective.monitor}"
+            values = [h[column] for h in probe.history if h.get(column) is not None]
+            best = min if objective.monitor in ("loss", "rmse") else max
+            extra[f"linear_probe_{column}"] = best(values) if values else None
         model = prepare_model(model, pipe.device)
         groups = stage_groups(pipe.backbone)
         val_loader = pipe.loader(splits["val"])
@@ -270,14 +313,19 @@ def run_training(
             run_dir,
             resume=resume,
             workers=pipe.workers,
+            objective=objective,
         )
         timing["train_s"] = fit.train_seconds
         timing["epochs_run"] = len(fit.history)
         timing["train_images_per_s"] = fit.images_seen / max(fit.train_seconds, 1e-9)
         extra.update(best_epoch=fit.best_epoch, stopped_early=fit.stopped_early)
-        val_proba = predict_proba(model, val_loader, pipe.device, tta=config.tta)
-        test_proba = predict_proba(model, pipe.loader(splits["test"]), pipe.device, tta=config.tta)
-        save_model(model, pipe.meta(config.head), run_dir)
+        val_proba = objective.to_units(
+            predict_proba(model, val_loader, pipe.device, tta=config.tta, activate=objective.activate)
+        )
+        test_proba = objective.to_units(
+            predict_proba(model, pipe.loader(splits["test"]), pipe.device, tta=config.tta, activate=objective.activate)
+        )
+        save_model(model, pipe.meta(config.head, objective), run_dir)
 
     if "backbone_epoch_s" in timing and timing.get("head_epoch_s"):
         # One epoch of head training on cached features vs one epoch recomputing the backbone.
@@ -293,8 +341,9 @@ def run_training(
         "preset": preset,
         "technique": config.technique,
         "strategy": config.strategy if config.technique == "fine-tuning" else None,
-        "val": classification_metrics(y["val"], val_proba, classes),
-        "test": classification_metrics(y["test"], test_proba, classes),
+        "task": objective.summary(),
+        "val": objective.metrics(y["val"], val_proba),
+        "test": objective.metrics(y["test"], test_proba),
         "model": {
             "backbone": pipe.backbone_spec.name,
             "timm_name": pipe.backbone_spec.timm_name,
@@ -302,6 +351,7 @@ def run_training(
             "head": config.head,
             "in_chans": pipe.in_chans,
             "preprocessing": pipe.pre.as_dict(),
+            "input_stats": pipe.input_stats,
             "parameters": {"backbone_total": total, "backbone_trainable_at_end": trainable},
             "file": MODEL_FILE,
         },
