@@ -23,7 +23,6 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from tlcore import io_atomic
-from tlcore import io_atomic
 from tlcore.data.dataset import ImageDataset
 from tlcore.specs import MEMBER_SEPARATOR, Record, source_file
 from tlcore.train.runtime import autocast, loader_options, progress
