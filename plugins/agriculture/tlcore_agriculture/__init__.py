@@ -2,10 +2,10 @@
 
 Registers, through the hooks in :mod:`tlcore.hookspecs`: the ``agriculture/field``, ``agriculture/lab``
 and ``agriculture/aerial`` augmentations, the ``agriculture/plantvillage`` and ``agriculture/aerial-tiles``
-dataset adapters, and the
-``agriculture/leaf-disease`` and ``agriculture/plantvillage`` presets. Installed through the ``tlcore``
-entry-point group. Heavy libraries (albumentations, pandas, tifffile) load when they are used, not
-when ``tl list`` imports the plugin.
+dataset adapters, and the ``agriculture/leaf-disease``, ``agriculture/plantvillage`` and
+``agriculture/aerial-yield`` presets. Installed through the ``tlcore`` entry-point group. Heavy
+libraries (albumentations, pandas, tifffile) load when they are used, not when ``tl list`` imports
+the plugin.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 from tlcore import hookimpl
 from tlcore.specs import Augmentation, AugmentationContext, DatasetAdapter, LabeledDataset, Preset
 from tlcore_agriculture import plantvillage
-from tlcore_agriculture.presets import CROP_DISEASE_PRESETS
+from tlcore_agriculture.presets import PRESETS
 
 try:
     __version__ = version("tlcore-agriculture")
@@ -111,5 +111,5 @@ def register_dataset_adapters(register: Callable[[DatasetAdapter], None]) -> Non
 
 @hookimpl
 def register_presets(register: Callable[[Preset], None]) -> None:
-    for preset in CROP_DISEASE_PRESETS:
+    for preset in PRESETS:
         register(preset)

@@ -64,4 +64,34 @@ PLANTVILLAGE = Preset(
     extends="fine-tuning",
 )
 
+AERIAL_YIELD = Preset(
+    name="agriculture/aerial-yield",
+    description="yield (or any measured number) from multispectral aerial tiles: regression with a Huber loss on "
+    "the offline EfficientNet-Lite0 with its stem adapted to the data's bands, model chosen on val R²",
+    settings={
+        **_SMALL_DATA,
+        # Tiles come from a CSV of tile -> yield; this adapter reads GeoTIFF/.npy bands as float32.
+        "adapter": "agriculture/aerial-tiles",
+        "augmentation": "agriculture/aerial",
+        # in_chans follows the data (bands + indices); timm adapts the pretrained RGB stem to them.
+        "in_chans": None,
+        # The adapted stem has never seen NIR or red-edge: it trains too (the photo presets freeze it).
+        "freeze_stages": 0,
+        # Huber on standardised yields: a few tiles with harvester errors (headlands, turns) should not
+        # dominate the gradient the way they do under MSE.
+        "loss": "huber",
+        "monitor": "r2",
+        # Unlike accuracy on a few hundred leaves, R² on held-out fields does not saturate, so the best
+        # val epoch is a real signal; the whole schedule still runs.
+        "checkpoint": "best",
+        "epochs": 15,
+        "class_weights": "none",
+        "label_smoothing": 0.0,  # a classification setting; regression ignores it
+        # Nadir tiles have no handedness: the mirror image is as valid a view as the tile itself.
+        "tta": True,
+    },
+    extends="fine-tuning",
+)
+
 CROP_DISEASE_PRESETS = (LEAF_DISEASE, PLANTVILLAGE)
+PRESETS = (*CROP_DISEASE_PRESETS, AERIAL_YIELD)
