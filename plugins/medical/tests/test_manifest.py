@@ -115,7 +115,8 @@ def test_missing_files_fail_or_are_skipped_and_ids_find_files(adapter: DatasetAd
     ds = adapter.load(tmp_path, {"missing": "skip"})
     assert ds.provenance["missing_files_skipped"] == 1 and len(ds.splits["train"]) == 9
     # HAM10000-style: an image id without folder or suffix, and a lesion id as the group
-    ids = pd.DataFrame({"image_id": ["p0_0", "p1_0", "p2_0"], "dx": ["nv", "mel", "nv"], "lesion_id": ["L1", "L2", "L1"]})
+    ids = pd.DataFrame({"image_id": ["p0_0", "p1_0", "p2_0"], "dx": ["nv", "mel", "nv"],
+                        "lesion_id": ["L1", "L2", "L1"]})
     ids.to_csv(tmp_path / "labels.csv", index=False)
     found = adapter.load(tmp_path, {})  # common suffixes are tried; `suffixes: [.x]` adds others
     assert [Path(r.path).name for r in found.splits["train"]] == ["p0_0.png", "p1_0.png", "p2_0.png"]

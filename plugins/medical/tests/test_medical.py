@@ -27,9 +27,13 @@ def host() -> PluginHost:
 
 def test_hooks_register_what_the_plugin_claims(host: PluginHost) -> None:
     info = next(i for i in host.plugins() if i.name == "medical")
-    assert info.hooks == ["register_augmentations", "register_presets"]
-    assert host.augmentations.entry("medical/xray").plugin == "medical"
-    assert host.presets.entry("medical/chest-xray").plugin == "medical"
+    assert info.hooks == ["register_augmentations", "register_dataset_adapters", "register_presets"]
+    for name in ("medical/xray", "medical/mri", "medical/dermoscopy", "medical/ultrasound"):
+        assert host.augmentations.entry(name).plugin == "medical"
+    for name in ("medical/chest-xray", "medical/brain-tumor-mri", "medical/skin-lesion", "medical/breast-ultrasound"):
+        assert host.presets.entry(name).plugin == "medical"
+    for name in ("manifest", "dicom", "nifti", "medmnist", "multilabel", "masked-folder"):
+        assert host.adapters.entry(f"medical/{name}").plugin == "medical"
     assert "no flip" in host.augmentations.get("medical/xray").description
     assert host.failures() == []
     assert info.status == "loaded"
