@@ -85,6 +85,48 @@ def cmd_advise(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from tlcore.advise.compare import CompareOptions, compare, parse_fractions, parse_methods
+    from tlcore.plugins import get_host
+    from tlcore.train.runtime import console
+
+    host = get_host()
+    overrides = _overrides(args)
+    progress = overrides.pop("progress", True)
+    options = CompareOptions(
+        fractions=parse_fractions(args.fractions),
+        repeats=args.repeats,
+        methods=parse_methods(args.methods),
+        epochs=args.epochs,
+        max_train=args.max_train,
+        seed=int(overrides.pop("seed", 0)),
+        keep_runs=args.keep_runs,
+        overrides=overrides,
+    )
+    output = Path(args.output or _default_output("compare", args.data))
+    result = compare(host, args.preset, args.data, output, options, progress=progress)
+    table = Table("method", "fraction", "labelled", "runs", "test accuracy", "wall clock s", title="tl compare")
+    for c in result["curves"]:
+        spread = f" ± {c['test_accuracy_std']:.3f}" if c["runs"] > 1 else ""
+        table.add_row(
+            c["method"],
+            f"{c['fraction']:.0%}",
+            str(c["labelled_images"]),
+            str(c["runs"]),
+            f"{c['test_accuracy_mean']:.3f}{spread}",
+            f"{c['wall_clock_s_mean']:.0f}",
+        )
+    console.print(table)
+    console.print(result["summary"]["text"])
+    console.print(
+        f"written to {output} (compare.json, compare.csv, accuracy_vs_labels.png, accuracy_vs_time.png; "
+        f"{result['seconds'] / 60:.1f} min)"
+    )
+    return 0
+
+
 def add_advise_commands(sub: Any) -> None:
     """Register ``advise`` and ``compare`` on the ``tl`` subcommand parser."""
     p = sub.add_parser(
@@ -121,3 +163,33 @@ def add_advise_commands(sub: Any) -> None:
     p.add_argument("--output", "-o", help="folder for advise.json (default runs/advise-<data>)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_advise)
+
+    p = sub.add_parser(
+        "compare",
+        help="learning curves by label fraction: from scratch vs feature extraction vs fine-tuning",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train from scratch, with feature extraction and with a fine-tuning preset on growing "
+        "fractions of the labels, and plot test accuracy against labelled images and against wall-clock time. "
+        "Writes compare.json, compare.csv, two PNG plots and a summary of the transfer gain at 10%% of the labels.",
+        epilog=COMPARE_EPILOG,
+    )
+    p.add_argument("--preset", required=True, help="a fine-tuning preset (tl list presets), e.g. fine-tuning")
+    p.add_argument("--data", required=True, help="image folder, CSV manifest, or catalogue dataset name")
+    p.add_argument(
+        "--fractions", default="0.05,0.1,0.25,0.5,1.0", help="label fractions of train (default 0.05,0.1,0.25,0.5,1.0)"
+    )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="subsets (and training seeds) per fraction below 1.0; mean ± std in the outputs (default 1)",
+    )
+    p.add_argument("--methods", help="subset of scratch,feature-extraction,fine-tuning (default: all three)")
+    p.add_argument("--epochs", type=int, help="fine-tuning epochs for scratch and fine-tuning (default: the preset's)")
+    p.add_argument("--image-size", type=int, help="input size for every method (default: the backbone's own)")
+    p.add_argument("--max-train", type=int, help="use at most this many train images (stratified) before the fractions")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="another setting for every method, e.g. seed=1")
+    p.add_argument("--output", "-o", help="output folder (default runs/compare-<data>)")
+    p.add_argument("--keep-runs", action="store_true", help="keep every run directory (models included) under runs/")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_compare)

@@ -235,14 +235,23 @@ def _probe(
 
 
 def run_training(
-    host: PluginHost, config: RunConfig, data: str, run_dir: Path, preset: str | None, resume: bool = False
+    host: PluginHost,
+    config: RunConfig,
+    data: str,
+    run_dir: Path,
+    preset: str | None,
+    resume: bool = False,
+    prepared: PreparedData | None = None,
 ) -> dict[str, Any]:
-    """Train, evaluate on val and test, and write the run directory. Returns the report."""
+    """Train, evaluate on val and test, and write the run directory. Returns the report.
+
+    ``prepared`` skips loading ``data`` (a caller that already holds it, e.g. on a label subset)."""
     started = time.perf_counter()
     seed_everything(config.seed)
     timing: dict[str, Any] = {}
     t0 = time.perf_counter()
-    prepared = prepare_data(host, data, config, check_leakage=True)
+    if prepared is None:
+        prepared = prepare_data(host, data, config, check_leakage=True)
     task, classes = prepared.dataset.task, prepared.dataset.classes
     y = {s: _targets(r, task, len(classes)) for s, r in prepared.dataset.splits.items()}
     objective = Objective.for_training(task, classes, config, y["train"])

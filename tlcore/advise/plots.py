@@ -1,0 +1,57 @@
+"""The two learning-curve plots of ``tl compare`` (matplotlib, Agg: no display needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+STYLE = {
+    "scratch": ("tab:gray", "s"),
+    "feature-extraction": ("tab:blue", "o"),
+    "fine-tuning": ("tab:red", "^"),
+}
+
+
+def plot_curves(curves: Sequence[dict[str, Any]], output: Path, title: str) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for x_key, x_label, name in (
+        ("labelled_images", "labelled training images (log scale)", "accuracy_vs_labels.png"),
+        ("wall_clock_s_mean", "wall-clock seconds per run, cold cache (log scale)", "accuracy_vs_time.png"),
+    ):
+        fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+        for method, (colour, marker) in STYLE.items():
+            points = sorted((c for c in curves if c["method"] == method), key=lambda c: c["fraction"])
+            if not points:
+                continue
+            xs = [p[x_key] for p in points]
+            ys = [p["test_accuracy_mean"] for p in points]
+            errs = [p["test_accuracy_std"] for p in points]
+            ax.errorbar(xs, ys, yerr=errs, color=colour, marker=marker, capsize=3, label=method)
+            if x_key == "wall_clock_s_mean":
+                for p in points:
+                    ax.annotate(
+                        f"{p['fraction']:.0%}",
+                        (p[x_key], p["test_accuracy_mean"]),
+                        fontsize=7,
+                        xytext=(3, -9),
+                        textcoords="offset points",
+                        color=colour,
+                    )
+        ax.set_xscale("log")
+        ax.set_xlabel(x_label)
+        ax.set_ylabel("test accuracy")
+        ax.set_title(title)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend()
+        fig.tight_layout()
+        path = output / name
+        fig.savefig(path)
+        plt.close(fig)
+        paths.append(path)
+    return paths
