@@ -13,7 +13,8 @@ Entries come from ``datasets.yaml`` (shipped with tlcore), from extra YAML files
             sha256: "..."
 
 :meth:`Catalog.resolve` returns the local folder of a dataset under :func:`data_root`,
-downloading it first when it is missing: every file is checked against its sha256 before
+downloading it first when it is missing: every file is checked against its sha256 (or, where
+the publisher gives only that, its md5) before
 use, archives are unpacked into a temporary folder, and that folder is renamed into place
 only when everything succeeded.
 """
@@ -38,7 +39,7 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import unquote, urlparse
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
 from tlcore.errors import ConfigError, DuplicateNameError, TlcoreError
@@ -51,6 +52,7 @@ DATA_ENV = "TLCORE_DATA"
 CATALOG_VERSION = 1
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_MD5 = re.compile(r"[0-9a-f]{32}")
 _ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 _CHUNK = 1 << 20
 _TIMEOUT_S = 60.0
@@ -69,7 +71,10 @@ def _relative_path(value: str | None) -> str | None:
 
 
 class DownloadFile(BaseModel):
-    """One file to fetch: its URL, its sha256 and where it goes.
+    """One file to fetch: its URL, its checksum and where it goes.
+
+    ``sha256`` is preferred; ``md5`` is accepted for publishers that give only an MD5 (Zenodo,
+    MedMNIST), so the published value is used rather than one computed here.
 
     Files whose name ends in a zip or tar suffix are unpacked into ``into`` (a folder
     relative to the dataset folder) when ``extract`` is true; other files are copied there.
@@ -78,14 +83,17 @@ class DownloadFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     url: str
-    sha256: str
+    sha256: str | None = None
+    md5: str | None = None
     filename: str | None = None
     extract: bool = True
     into: str = "."
 
     @field_validator("sha256")
     @classmethod
-    def _check_sha256(cls, value: str) -> str:
+    def _check_sha256(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         digest = value.strip().lower()
         if not _SHA256.fullmatch(digest):
             raise ValueError(
@@ -93,6 +101,31 @@ class DownloadFile(BaseModel):
                 "compute it with `sha256sum FILE`"
             )
         return digest
+
+    @field_validator("md5")
+    @classmethod
+    def _check_md5(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        digest = value.strip().lower()
+        if not _MD5.fullmatch(digest):
+            raise ValueError(f"expected 32 hex characters (an md5 digest), got {len(digest)} characters {value!r}")
+        return digest
+
+    @model_validator(mode="after")
+    def _check_some_checksum(self) -> DownloadFile:
+        if self.sha256 is None and self.md5 is None:
+            raise ValueError("a download needs its published checksum: sha256 (64 hex) or, if only that is "
+                             "published, md5 (32 hex)")
+        return self
+
+    @property
+    def checksum(self) -> tuple[str, str]:
+        """``(algorithm, hex digest)``: sha256 when given, else md5."""
+        if self.sha256 is not None:
+            return "sha256", self.sha256
+        assert self.md5 is not None
+        return "md5", self.md5
 
     @field_validator("filename")
     @classmethod
@@ -318,8 +351,8 @@ def data_root() -> Path:
 # -- downloading -----------------------------------------------------------------------------
 
 
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
+def _digest_of(path: Path, algorithm: str = "sha256") -> str:
+    digest = hashlib.new(algorithm)
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(_CHUNK), b""):
             digest.update(chunk)
@@ -504,15 +537,16 @@ class Catalog:
 
     def _fetch(self, entry: CatalogEntry, file: DownloadFile, downloads: Path, manual: str, progress: bool) -> Path:
         """Download one file (or reuse a verified earlier download) and return its path."""
-        final = downloads / f"{file.sha256[:16]}-{file.name}"
-        if final.is_file() and _sha256_of(final) == file.sha256:
+        algorithm, expected = file.checksum
+        final = downloads / f"{expected[:16]}-{file.name}"
+        if final.is_file() and _digest_of(final, algorithm) == expected:
             return final
         offline = f"you seem to be offline: {manual}"
         failed = f"could not download {entry.name} from {file.url}"
         fd, tmp_name = tempfile.mkstemp(prefix=f"{file.name}.", suffix=".part", dir=downloads)
         tmp = Path(tmp_name)
         try:
-            digest = hashlib.sha256()
+            digest = hashlib.new(algorithm)
             with os.fdopen(fd, "wb") as out:
                 try:
                     response = urllib.request.urlopen(file.url, timeout=_TIMEOUT_S)
@@ -541,9 +575,9 @@ class Catalog:
                             digest.update(chunk)
                             advance(len(chunk))
             actual = digest.hexdigest()
-            if actual != file.sha256:
+            if actual != expected:
                 raise TlcoreError(
-                    f"checksum mismatch for {file.url}: expected sha256 {file.sha256}, got {actual}",
+                    f"checksum mismatch for {file.url}: expected {algorithm} {expected}, got {actual}",
                     f"the file may be corrupt or changed upstream; it was deleted. Try again, or {manual}",
                 )
             tmp.replace(final)
