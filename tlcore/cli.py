@@ -20,6 +20,8 @@ examples:
   tl train --preset fine-tuning --data ./my_images --output runs/ft --set epochs=5 --set backbone=resnet50
   tl evaluate runs/ft --data ./other_hospital
   tl predict runs/ft leaf1.jpg leaf2.jpg
+  tl report runs/ft          (HTML: metrics, plots, Grad-CAM of errors)   tl explain runs/ft leaf1.jpg
+  tl export runs/ft --format onnx
   tl list presets            tl list backbones lite        tl plugins
   tl plugin new derm         (an installable plugin skeleton; see docs/plugins/tutorial.md)
 
@@ -413,6 +415,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="backbones: every timm architecture, not just the curated list")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_list)
+
+    from tlcore.reports.commands import add_report_commands  # explain, report, export
+
+    add_report_commands(sub)
     return parser
 
 

@@ -379,7 +379,17 @@ def run_training(
                 config.operating_point, config.positive_class, config.bootstrap, config.seed,
             )
         )
+    from tlcore.reports import run_outputs  # learning curve, predictions.csv, plots: none of them fails the run
+
+    if config.technique == "feature-extraction" and not extra["head_history"]:
+        # A scikit-learn head has no epochs: its learning curve is over the training-set size instead.
+        extra["head_size_curve"] = run_outputs.head_size_curve(
+            lambda xs, ys: _probe(pipe, xs, ys, x["val"], y["val"], pipe.new_head(), objective),
+            (x_train, y_train), (x["val"], y["val"]), objective.metrics, result, config.seed,
+        )  # fmt: skip
     io_atomic.write_text(run_dir / REPORT, json.dumps(report, indent=2, default=_json_default))
+    paths = {s: [r.path for r in splits[s]] for s in ("val", "test")}
+    run_outputs.write_run_outputs(run_dir, report, paths, y, {"val": val_proba, "test": test_proba})
     return report
 
 

@@ -1,0 +1,148 @@
+"""``tl explain``, ``tl report`` and ``tl export``: the commands that turn a run directory into things people read
+and deploy. Registered on the ``tl`` parser by :func:`add_report_commands`; heavy imports happen inside."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from tlcore.errors import TlcoreError
+
+
+def _host() -> Any:
+    from tlcore.plugins import get_host
+
+    return get_host()
+
+
+def _run_dir(path: str) -> Path:
+    run_dir = Path(path)
+    if not run_dir.is_dir():
+        raise TlcoreError(f"run directory {run_dir} does not exist", "pass the --output of `tl train`")
+    return run_dir
+
+
+def _status(message: str) -> Any:
+    from tlcore.train.runtime import console
+
+    return console.status(message)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from tlcore.models.transfer import load_model
+    from tlcore.reports.explain import Explainer, write_overlays
+
+    run_dir = _run_dir(args.run_dir)
+    missing = [p for p in args.images if not Path(p).is_file()]
+    if missing:
+        raise TlcoreError(f"image not found: {missing[0]}", "check the path")
+    model, meta = load_model(_host(), run_dir)
+    target = None
+    if args.class_name is not None:
+        if args.class_name not in meta.classes:
+            raise TlcoreError(f"unknown class {args.class_name!r}", f"the run's classes: {', '.join(meta.classes)}")
+        target = meta.classes.index(args.class_name)
+    explainer = Explainer(model, meta)
+    output = Path(args.output) if args.output else run_dir / "explanations"
+    with _status(f"Grad-CAM of {len(args.images)} image(s)"):
+        rows = write_overlays(explainer, args.images, output, target)
+    for row in rows:
+        print(json.dumps(row))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from tlcore.reports.html import write_report
+    from tlcore.reports.plots import write_plots
+    from tlcore.reports.predictions import PREDICTIONS, read_predictions
+    from tlcore.reports.run_dir import load_report, task_and_classes
+
+    run_dir = _run_dir(args.run_dir)
+    report = load_report(run_dir)
+    task, classes = task_and_classes(report)
+    if (run_dir / PREDICTIONS).is_file():  # redraw: the page shows the plots of this tlcore version
+        _, warnings = write_plots(run_dir, report, read_predictions(run_dir / PREDICTIONS, task, classes))
+        for warning in warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+    output = Path(args.output) if args.output else run_dir / "report.html"
+    with _status("writing the report (Grad-CAM of the most confident errors)"):
+        write_report(run_dir, report, _host(), output, errors=args.errors)
+    print(f"wrote {output} ({output.stat().st_size / 1e6:.2f} MB, self-contained; open it in a browser)")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from tlcore.models.transfer import load_model
+    from tlcore.reports.export import SUFFIX, check_exportable, export_model
+    from tlcore.reports.predictions import PREDICTIONS, read_predictions
+    from tlcore.reports.run_dir import task_and_classes
+
+    run_dir = _run_dir(args.run_dir)
+    model, meta = load_model(_host(), run_dir)
+    check_exportable(meta, model)
+    output = Path(args.output) if args.output else run_dir / f"model{SUFFIX[args.format]}"
+    test_images: list[str] = []
+    report_path = run_dir / "report.json"
+    if (run_dir / PREDICTIONS).is_file() and report_path.is_file():
+        task, classes = task_and_classes(json.loads(report_path.read_text()))
+        try:
+            split = read_predictions(run_dir / PREDICTIONS, task, classes).get("test")
+            test_images = split.paths if split is not None else []
+        except TlcoreError:
+            pass  # the parity check then runs on seeded noise
+    with _status(f"exporting to {args.format} and checking it against PyTorch"):
+        result = export_model(model, meta, args.format, output, test_images)
+    print(json.dumps(result.as_dict()))
+    return 0
+
+
+def add_report_commands(sub: Any) -> None:
+    """Add ``explain``, ``report`` and ``export`` to the ``tl`` subcommand parser ``sub``."""
+    p = sub.add_parser(
+        "explain",
+        help="Grad-CAM heatmaps: where in each image a trained run looked",
+        description="Write one PNG per image to --output: the image as the model sees it (resized and "
+        "centre-cropped) next to its Grad-CAM overlay (red: regions that raised the output most). The "
+        "layer is found automatically: the last convolutional stage of a CNN, or the last block of a vision "
+        "transformer. Prints one JSON line per image.",
+        epilog="example: tl explain runs/beans leaf1.jpg leaf2.jpg --class healthy",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the --output of `tl train`")
+    p.add_argument("images", metavar="IMAGE", nargs="+")
+    p.add_argument("--output", "-o", help="folder for the overlays (default RUN_DIR/explanations)")
+    p.add_argument("--class", dest="class_name", metavar="NAME", help="explain this class instead of the predicted one")
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser(
+        "report",
+        help="one self-contained HTML page: metrics, plots, error gallery, provenance",
+        description="Write a single HTML file (images embedded, no external files) with the run's metrics "
+        "and their intervals, learning curves, confusion matrix, ROC / precision-recall / calibration (or "
+        "predicted-vs-true) plots, Grad-CAM of the most confident test errors, and where the data, weights, "
+        "split and preset came from. Plots are redrawn from predictions.csv.",
+        epilog="example: tl report runs/beans && xdg-open runs/beans/report.html",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the --output of `tl train`")
+    p.add_argument("--output", "-o", help="HTML file to write (default RUN_DIR/report.html)")
+    p.add_argument(
+        "--errors", type=int, default=8, metavar="N", help="test errors in the Grad-CAM gallery (default 8; 0: none)"
+    )
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
+        "export",
+        help="export a trained run to ONNX or TorchScript, checked against PyTorch",
+        description="Write the model with its normalisation and output activation built in: input float32 "
+        "N x C x H x W pixels (0-255, resized and centre-cropped to the run's input size), output class "
+        "probabilities. The export is reloaded (onnxruntime / torch.jit.load) and compared with PyTorch on a "
+        "batch of the run's test images; the max abs difference is printed and must stay under 1e-4. "
+        "PATH.json records the classes and preprocessing.",
+        epilog="example: tl export runs/beans --format onnx --output beans.onnx",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the --output of `tl train`")
+    p.add_argument("--format", "-f", choices=["onnx", "torchscript"], default="onnx", help="default onnx")
+    p.add_argument("--output", "-o", metavar="PATH", help="file to write (default RUN_DIR/model.onnx or model.pt)")
+    p.set_defaults(func=cmd_export)

@@ -1,0 +1,238 @@
+"""Export a trained run to ONNX or TorchScript, and check the export predicts what PyTorch predicts.
+
+The exported model takes what any image library produces after resizing and centre-cropping to the
+run's input size: float32 ``N x C x H x W`` pixels in the run's units (0-255 for images). It applies
+the run's normalisation, the model, the mirrored view when the run evaluated with one, and the output
+activation, and returns class probabilities (softmax), label probabilities (sigmoid) or regression
+values in the targets' units. ``<output>.json`` beside it records the classes and the preprocessing.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from tlcore.errors import TlcoreError
+from tlcore.models.transfer import EstimatorHead, ModelMeta, TransferModel
+from tlcore.reports.explain import ModelInputs
+
+Format = Literal["onnx", "torchscript"]
+SUFFIX: dict[str, str] = {"onnx": ".onnx", "torchscript": ".pt"}
+#: Largest allowed difference between the exported model's outputs and PyTorch's (float32 on CPU).
+TOLERANCE = 1e-4
+
+
+class Deployable(nn.Module):
+    """Pixels in, probabilities (or values) out: everything a run does between a decoded image and its answer."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+    target_mean: torch.Tensor
+    target_std: torch.Tensor
+
+    def __init__(self, model: TransferModel, meta: ModelMeta, inputs: ModelInputs) -> None:
+        super().__init__()
+        self.model = model
+        self.task = meta.task
+        self.tta = bool(meta.tta)
+        self.register_buffer("mean", inputs.mean.clone())
+        self.register_buffer("std", inputs.std.clone())
+        norm = getattr(meta, "target_norm", None)  # regression: predictions back in the targets' units
+        k = len(meta.classes)
+        self.register_buffer("target_mean", torch.tensor(norm["mean"] if norm else [0.0] * k, dtype=torch.float32))
+        self.register_buffer("target_std", torch.tensor(norm["std"] if norm else [1.0] * k, dtype=torch.float32))
+
+    def _activate(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.task == "classification":
+            return torch.softmax(logits, dim=1)
+        if self.task == "multilabel":
+            return torch.sigmoid(logits)
+        return logits
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        x = (pixels - self.mean) / self.std
+        out = self._activate(self.model(x))
+        if self.tta:
+            out = (out + self._activate(self.model(torch.flip(x, dims=[3])))) / 2
+        if self.task == "regression":
+            out = out * self.target_std + self.target_mean
+        return out
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    format: str
+    max_abs_diff: float
+    same_decisions: bool
+    checked_on: str  # what the parity batch was made of
+    batch: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "output": str(self.path),
+            "format": self.format,
+            "max_abs_diff": self.max_abs_diff,
+            "same_predictions": self.same_decisions,
+            "checked_on": self.checked_on,
+            "batch": self.batch,
+            "tolerance": TOLERANCE,
+        }
+
+
+def check_exportable(meta: ModelMeta, model: TransferModel) -> None:
+    if isinstance(model.head, EstimatorHead):
+        raise TlcoreError(
+            f"the run's {meta.head!r} head is a scikit-learn estimator, which cannot be exported to ONNX or "
+            "TorchScript together with the backbone",
+            "train with head=linear, mlp or logistic-regression (saved as a linear layer), or export "
+            "the backbone features with `tl extract`",
+        )
+
+
+def parity_batch(
+    inputs: ModelInputs, image_paths: Sequence[str], size: tuple[int, int], n: int = 8
+) -> tuple[torch.Tensor, str]:
+    """Up to ``n`` real images (the run's test images when they are still there), else seeded noise."""
+    images: list[np.ndarray] = []
+    for path in image_paths:
+        if len(images) == n:
+            break
+        try:
+            images.append(inputs.read(path))
+        except Exception:  # moved or unreadable: the check still runs on what is there
+            continue
+    if images:
+        return inputs.batch(images), f"{len(images)} test image(s)"
+    generator = torch.Generator().manual_seed(0)
+    noise = torch.rand(n, inputs.channels, *size, generator=generator) * float(inputs.scale)
+    return noise, f"{n} random image(s) (the run's test images were not found)"
+
+
+def _export_onnx(module: Deployable, example: torch.Tensor, path: Path) -> None:
+    import onnx
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # exporter chatter about deprecated internals
+        program = torch.onnx.export(
+            module,
+            (example,),
+            dynamo=True,
+            input_names=["pixels"],
+            output_names=["outputs"],
+            dynamic_shapes={"pixels": {0: torch.export.Dim("batch", min=1, max=4096)}},
+            verbose=False,
+        )
+    assert program is not None
+    model = program.model_proto
+    onnx.checker.check_model(model)
+    tmp = path.with_name(f".{path.name}.tmp")
+    onnx.save(model, str(tmp))
+    tmp.replace(path)
+
+
+def _run_onnx(path: Path, batch: torch.Tensor) -> np.ndarray:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, torch.get_num_threads())
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return np.asarray(session.run(None, {session.get_inputs()[0].name: batch.numpy()})[0])
+
+
+def _export_torchscript(module: Deployable, example: torch.Tensor, path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.trace is deprecated in favour of torch.export
+        traced = torch.jit.trace(module, example, check_trace=False)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(traced, str(tmp))
+    tmp.replace(path)
+
+
+def _run_torchscript(path: Path, batch: torch.Tensor) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded = torch.jit.load(str(path), map_location="cpu")
+    with torch.no_grad():
+        return np.asarray(loaded(batch).numpy())
+
+
+def _decisions(task: str, outputs: np.ndarray) -> np.ndarray:
+    if task == "classification":
+        return outputs.argmax(axis=1)
+    if task == "multilabel":
+        return outputs >= 0.5
+    return outputs.round(3)
+
+
+def export_model(
+    model: TransferModel,
+    meta: ModelMeta,
+    fmt: Format,
+    output: Path,
+    image_paths: Sequence[str] = (),
+) -> ExportResult:
+    """Write ``output`` (+ ``output.json``), reload it, and compare it with PyTorch on one batch."""
+    check_exportable(meta, model)
+    inputs = ModelInputs(meta)
+    module = Deployable(model, meta, inputs).eval()
+    size = meta.preprocess().input_size
+    batch, checked_on = parity_batch(inputs, image_paths, size)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        expected = module(batch).numpy()
+        if fmt == "onnx":
+            _export_onnx(module, batch, output)
+        else:
+            _export_torchscript(module, batch, output)
+    got = _run_onnx(output, batch) if fmt == "onnx" else _run_torchscript(output, batch)
+    if got.shape != expected.shape:
+        raise TlcoreError(f"the exported model returns shape {got.shape}, PyTorch {expected.shape}")
+    diff = float(np.max(np.abs(got - expected))) if got.size else 0.0
+    same = bool(np.array_equal(_decisions(meta.task, got), _decisions(meta.task, expected)))
+    result = ExportResult(output, fmt, diff, same, checked_on, len(batch))
+    pre = meta.preprocess()
+    sidecar = {
+        "format": fmt,
+        "input": {
+            "name": "pixels",
+            "shape": ["batch", meta.in_chans, *pre.input_size],
+            "dtype": "float32",
+            "units": "0-255 pixel values" if inputs.scale == 255.0 else "the data's own units",
+            "preprocessing": "resize the short side to input_size / crop_pct, then centre-crop to input_size",
+            "interpolation": pre.interpolation,
+            "crop_pct": pre.crop_pct,
+        },
+        "output": {
+            "name": "outputs",
+            "meaning": {
+                "classification": "class probabilities (softmax)",
+                "multilabel": "label probabilities (sigmoid)",
+                "regression": "predicted values in the targets' units",
+            }.get(meta.task, meta.task),
+            "classes": meta.classes,
+        },
+        "mirrored_view_averaged": bool(meta.tta),
+        "backbone": meta.backbone,
+        "weights_origin": meta.weights_origin,
+        "task": meta.task,
+        "parity": result.as_dict(),
+    }
+    Path(f"{output}.json").write_text(json.dumps(sidecar, indent=2))
+    if diff > TOLERANCE or not same:
+        raise TlcoreError(
+            f"the exported model differs from PyTorch: max abs diff {diff:.3g} (tolerance {TOLERANCE:g}), "
+            f"same predictions: {same}",
+            "try the other --format, and report the model and tlcore version",
+        )
+    return result
