@@ -139,3 +139,23 @@ def brain() -> object:
 def medmnist_npz() -> object:
     """:func:`write_medmnist`: ``medmnist_npz(path, {"train": n, ...}, size, rgb, labels, multilabel)``."""
     return write_medmnist
+
+
+def write_brain_mat(path: Path, image: np.ndarray, label: int, patient: str) -> Path:
+    """A file laid out like the figshare set's MATLAB v7.3 files (HDF5, column-major, doubles, char codes)."""
+    import h5py
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as handle:
+        group = handle.create_group("cjdata")
+        group["image"] = image.T.astype(np.int16)
+        group["label"] = np.array([[float(label)]])
+        group["PID"] = np.array([[ord(c)] for c in patient], dtype=np.uint16)
+        group["tumorMask"] = np.zeros(image.T.shape, dtype=np.uint8)
+    return path
+
+
+@pytest.fixture(scope="session")
+def brain_mat() -> object:
+    """:func:`write_brain_mat`: ``brain_mat(path, image, label, patient)``."""
+    return write_brain_mat

@@ -14,12 +14,13 @@ from tlcore.testing import check_plugin
 
 
 def test_medical_passes_the_plugin_contract(tmp_path: Path, dicom: Any, nifti: Any, brain: Any,
-                                            medmnist_npz: Any) -> None:
+                                            medmnist_npz: Any, brain_mat: Any) -> None:
     rng = np.random.default_rng(0)
     for label in ("a", "b"):
         dicom(tmp_path / "dicom" / label / "1.dcm", rng.integers(0, 4096, (8, 8)).astype(np.uint16), patient=label)
         volume, _ = brain((12, 12, 8), seed=len(label))
         nifti(tmp_path / "nifti" / label / f"{label}.nii.gz", volume)
+        brain_mat(tmp_path / "mat" / f"{label}.mat", rng.integers(0, 900, (8, 8)), label=1 + len(label), patient=label)
         folder = tmp_path / "masked" / label
         folder.mkdir(parents=True)
         Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(folder / "x (1).png")
@@ -44,5 +45,6 @@ def test_medical_passes_the_plugin_contract(tmp_path: Path, dicom: Any, nifti: A
             "medical/manifest": manifest / "m.csv",
             "medical/multilabel": manifest / "chexpert.csv",
             "medical/masked-folder": tmp_path / "masked",
+            "medical/brain-tumor-mat": tmp_path / "mat",
         },
     )

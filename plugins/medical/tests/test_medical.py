@@ -32,7 +32,7 @@ def test_hooks_register_what_the_plugin_claims(host: PluginHost) -> None:
         assert host.augmentations.entry(name).plugin == "medical"
     for name in ("medical/chest-xray", "medical/brain-tumor-mri", "medical/skin-lesion", "medical/breast-ultrasound"):
         assert host.presets.entry(name).plugin == "medical"
-    for name in ("manifest", "dicom", "nifti", "medmnist", "multilabel", "masked-folder"):
+    for name in ("manifest", "dicom", "nifti", "medmnist", "multilabel", "masked-folder", "brain-tumor-mat"):
         assert host.adapters.entry(f"medical/{name}").plugin == "medical"
     assert "no flip" in host.augmentations.get("medical/xray").description
     assert host.failures() == []

@@ -3,7 +3,7 @@
 Registers, through the hooks in :mod:`tlcore.hookspecs` (entry-point group ``tlcore``):
 
 - dataset adapters ``medical/manifest``, ``medical/dicom``, ``medical/nifti``, ``medical/medmnist``,
-  ``medical/multilabel`` and ``medical/masked-folder``;
+  ``medical/multilabel``, ``medical/masked-folder`` and ``medical/brain-tumor-mat``;
 - augmentations ``medical/xray``, ``medical/mri``, ``medical/dermoscopy`` and ``medical/ultrasound``;
 - presets ``medical/chest-xray``, ``medical/brain-tumor-mri``, ``medical/skin-lesion`` and
   ``medical/breast-ultrasound``.
@@ -127,6 +127,12 @@ def register_dataset_adapters(register: Callable[[DatasetAdapter], None]) -> Non
         description="NIfTI volumes (nibabel) as 2-D slices or 2.5-D stacks (options axis, mode, context); labels "
         "from class folders, a manifest, or masks (min_mask_voxels); percentile or window normalisation",
         load=_load("nifti"), detect=_detect("nifti"), priority=20,
+    ))
+    register(DatasetAdapter(
+        name="medical/brain-tumor-mat",
+        description="Cheng's figshare brain tumour set as published (MATLAB v7.3 .mat: cjdata image, label, PID); "
+        "the patient id is the group",
+        load=_load("brain_mat"), detect=_detect("brain_mat"), priority=20,
     ))
     register(DatasetAdapter(
         name="medical/multilabel",

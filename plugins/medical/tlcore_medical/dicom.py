@@ -29,7 +29,7 @@ NAME = "medical/dicom"
 SUFFIXES = (".dcm", ".dicom", ".dic")
 LAYOUT = "expected <root>/<split>/<class>/**/*.dcm, <root>/<class>/**/*.dcm, or a CSV manifest of DICOM paths"
 GROUP_TAGS = {"patient": "PatientID", "study": "StudyInstanceUID", "series": "SeriesInstanceUID"}
-DECODER_HINT = "compressed DICOM needs a decoder: pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg"
+DECODER_HINT = "compressed DICOM needs a decoder: pip install \"tlcore-medical[dicom-codecs]\""
 
 
 def is_dicom(path: Path) -> bool:

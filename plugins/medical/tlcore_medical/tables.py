@@ -39,8 +39,9 @@ def normalise(name: str) -> str:
 def find_manifests(root: Path, options: Mapping[str, Any], adapter: str) -> dict[str | None, Path]:
     """The CSV(s) to read: ``{None: csv}``, or ``{split: csv}`` when there is one CSV per split.
 
-    ``options["csv"]`` may name one file or map splits to files; otherwise a CSV ``root``, a folder with
-    exactly one CSV, or a folder whose CSVs are named after splits (``train.csv``, ``valid.csv``).
+    ``options["csv"]`` may name one file (or a glob pattern matching one) or map splits to files;
+    otherwise a CSV ``root``, a folder with exactly one CSV, or a folder whose CSVs are named after
+    splits (``train.csv``, ``valid.csv``).
     """
     base = root.parent if root.is_file() else root
     given = options.get("csv")
@@ -52,6 +53,12 @@ def find_manifests(root: Path, options: Mapping[str, Any], adapter: str) -> dict
                 raise DataError(f"{adapter}: csv option names split {split!r}", "use train, val and test")
             out[canonical] = _existing(base / str(name), adapter)
         return out
+    if given and any(c in str(given) for c in "*?["):  # a pattern, for names that change between releases
+        matches = sorted(base.glob(str(given)))
+        if len(matches) != 1:
+            raise DataError(f"{adapter}: csv pattern {given!r} matches {len(matches)} files in {base}",
+                            "name the manifest with --set adapter_options={csv: NAME.csv}")
+        return {None: matches[0]}
     if given:
         return {None: _existing(base / str(given), adapter)}
     if root.is_file():
