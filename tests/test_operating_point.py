@@ -12,6 +12,7 @@ from tlcore.metrics.operating_point import (
     evaluation_sections,
     operating_point,
     parse_rule,
+    positive_index,
     rates_at,
 )
 
@@ -90,8 +91,11 @@ def test_positive_class_names_the_class_whose_sensitivity_is_reported() -> None:
     assert out is not None and out["positive_class"] == "malignant"
     assert out["test"]["tp"] + out["test"]["fn"] == int((y_val == 0).sum())
     assert "test_intervals" not in out
+    other = operating_point(y_val, p_val, y_val, p_val, ["a", "b"], positive_class="malignant", n_boot=0)
+    assert other is not None and other["positive_class"] == "b"  # a preset's class this data does not have
+    assert "not one of the classes" in other["note"]
     with pytest.raises(ValueError, match="not one of the classes"):
-        operating_point(y_val, p_val, y_val, p_val, ["a", "b"], positive_class="c")
+        positive_index(["a", "b"], "c")
 
 
 def test_sections_for_binary_multiclass_and_a_one_class_val() -> None:

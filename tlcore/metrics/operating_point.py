@@ -101,9 +101,16 @@ def operating_point(
     """
     if len(classes) != 2:
         return None
+    note = None
+    if positive_class is not None and positive_class not in classes:
+        # A preset may name the class that matters (e.g. malignant) for data that calls it otherwise.
+        note = f"positive_class {positive_class!r} is not one of the classes; using {classes[1]!r}"
+        positive_class = None
     pos = positive_index(classes, positive_class)
     val_pos, test_pos = np.asarray(y_val) == pos, np.asarray(y_test) == pos
     out: dict[str, Any] = {"rule": rule, "positive_class": classes[pos], "chosen_on": "val"}
+    if note:
+        out["note"] = note
     try:
         threshold = choose_threshold(val_pos, val_proba[:, pos], rule)
     except ValueError as exc:
@@ -139,6 +146,6 @@ def evaluation_sections(
         if point is not None:
             out["operating_point"] = point
         if n_boot and len(y_test):
-            pos = positive_index(classes, positive_class) if len(classes) == 2 else 1
+            pos = positive_index(classes, positive_class if positive_class in classes else None)
             out["intervals"] = bootstrap_intervals(y_test, test_proba, classes, n_boot=n_boot, seed=seed, positive=pos)
     return out
