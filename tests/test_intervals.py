@@ -89,3 +89,22 @@ def test_an_absent_class_leaves_its_auc_undefined() -> None:
     out = bootstrap_intervals(y, proba, ["a", "b", "c"], n_boot=20)
     assert out["per_class_auc"]["c"] == {"estimate": None, "low": None, "high": None}
     assert out["metrics"]["auc"]["estimate"] is None
+
+
+def test_multilabel_per_label_auc_intervals_leave_missing_labels_out() -> None:
+    from tlcore.metrics.intervals import multilabel_intervals
+    from tlcore.metrics.multilabel import multilabel_metrics
+
+    rng = np.random.default_rng(7)
+    y = (rng.random((400, 3)) < 0.3).astype(float)
+    y[rng.random((400, 3)) < 0.15] = np.nan  # missing labels (CheXpert's uncertain, ignored)
+    proba = np.clip(0.35 * np.nan_to_num(y) + 0.65 * rng.random((400, 3)), 0, 1)
+    proba[np.isnan(y)] = 1.0  # scores of missing labels must not count
+    out = multilabel_intervals(y, proba, ["edema", "effusion", "mass"], n_boot=300)
+    reference = multilabel_metrics(y, proba, ["edema", "effusion", "mass"])
+    for name, ci in out["per_label_auc"].items():
+        assert ci["estimate"] == pytest.approx(reference["per_label"][name]["auc"])
+        assert ci["low"] < ci["estimate"] < ci["high"]
+    assert out["metrics"]["auc"]["estimate"] == pytest.approx(reference["auc"])
+    assert out["metrics"]["auc"]["high"] - out["metrics"]["auc"]["low"] < out["per_label_auc"]["mass"]["high"] - out[
+        "per_label_auc"]["mass"]["low"]  # the mean of three labels is known better than one label

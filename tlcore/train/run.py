@@ -22,6 +22,7 @@ from tlcore.config import RunConfig
 from tlcore.data.dataset import ImageDataset, as_model_input, channel_stats
 from tlcore.data.prepare import PreparedData, prepare_data
 from tlcore.errors import ConfigError, DataError
+from tlcore.metrics.intervals import multilabel_intervals
 from tlcore.metrics.operating_point import evaluation_sections
 from tlcore.models.backbones import Preprocessing, count_parameters, create_backbone, feature_dim, stage_groups
 from tlcore.models.transfer import MODEL_FILE, ModelMeta, TransferModel, save_model
@@ -378,6 +379,10 @@ def run_training(
                 y["val"], val_proba, y["test"], test_proba, classes,
                 config.operating_point, config.positive_class, config.bootstrap, config.seed,
             )
+        )
+    elif prepared.dataset.task == "multilabel" and test_proba is not None and config.bootstrap:
+        report["intervals"] = multilabel_intervals(
+            y["test"], test_proba, classes, n_boot=config.bootstrap, seed=config.seed
         )
     from tlcore.reports import run_outputs  # learning curve, predictions.csv, plots: none of them fails the run
 
