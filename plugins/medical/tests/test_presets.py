@@ -129,3 +129,31 @@ def test_presets_carry_their_modality_choices(host: PluginHost) -> None:
     for name in PRESETS:
         flips = settings[name].get("augmentation_params", {}).get("hflip", name == "medical/skin-lesion")
         assert settings[name]["tta"] is flips, name
+
+
+def test_a_multilabel_manifest_trains_with_the_chest_xray_preset(host: PluginHost, tmp_path: Path) -> None:
+    """CheXpert-style findings (1/0/-1/blank) through medical/multilabel into the engine's multi-label training."""
+    rng = np.random.default_rng(4)
+    rows = []
+    for i in range(36):
+        edema, effusion = i % 2, (i // 2) % 2
+        image = blobs(rng, bool(edema))
+        image[:, :8] = 200 if effusion else 20  # a second, independent finding
+        name = f"patient{i // 2:05d}/study1/view1_frontal.png"
+        (tmp_path / "cxr" / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(tmp_path / "cxr" / name)
+        rows.append({"Path": name, "Edema": str(float(edema)), "Pleural Effusion": "-1.0" if i % 7 == 0 else
+                     str(float(effusion)), "Fracture": "" if i % 3 else "0.0",
+                     "split": "train" if i < 24 else "val" if i < 30 else "test"})
+    pd.DataFrame(rows).to_csv(tmp_path / "cxr" / "labels.csv", index=False)
+    config = build_config(preset_settings(host.presets, "medical/chest-xray"), TINY, "preset medical/chest-xray")
+    report = run_training(host, config, str(tmp_path / "cxr"), tmp_path / "run", "medical/chest-xray")
+    assert report["data"]["adapter"] == "medical/multilabel" and report["data"]["task"] == "multilabel"
+    assert report["data"]["classes"] == ["Edema", "Pleural Effusion", "Fracture"]
+    assert set(report["test"]["per_label"]) == {"Edema", "Pleural Effusion", "Fracture"}
+    intervals = report["intervals"]
+    assert set(intervals["per_label_auc"]) == {"Edema", "Pleural Effusion", "Fracture"}
+    edema = intervals["per_label_auc"]["Edema"]
+    assert edema["estimate"] == pytest.approx(report["test"]["per_label"]["Edema"]["auc"])
+    assert intervals["per_label_auc"]["Fracture"]["estimate"] is None  # only negatives: AUC undefined
+    assert "operating_point" not in report
