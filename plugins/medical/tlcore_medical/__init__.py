@@ -119,7 +119,7 @@ def register_dataset_adapters(register: Callable[[DatasetAdapter], None]) -> Non
     register(DatasetAdapter(
         name="medical/dicom",
         description="DICOM class folders or a CSV of DICOM paths (pydicom): rescale slope/intercept, window from "
-        "the header or option window: [center, width], MONOCHROME1 inverted; PatientID is the group",
+        "the header or option window (center, width), MONOCHROME1 inverted; PatientID is the group",
         load=_load("dicom"), detect=_detect("dicom"), priority=20,
     ))
     register(DatasetAdapter(
