@@ -69,10 +69,11 @@ def synthetic_tiles(
 ) -> pd.DataFrame:
     """Five-band float32 tiles whose yield is a known function of NDVI (plus noise), one CSV row per tile.
 
-    Each tile has a canopy fraction ``f``: vegetation (high NIR, low red) over a share ``f`` of its
-    pixels, soil elsewhere, so its mean NDVI rises with ``f``; yield = 2 + 8 * mean NDVI + noise.
+    Each tile has a canopy fraction ``f``: vegetation (high NIR, low red) in smooth patches over a share
+    ``f`` of its pixels, soil elsewhere, so its mean NDVI rises with ``f``; yield = 2 + 8 * mean NDVI + noise.
     Tiles of a field sit side by side (x, y) and share a field-level offset, like real fields.
     """
+    import cv2
     import tifffile
 
     rng = np.random.default_rng(seed)
@@ -83,8 +84,10 @@ def synthetic_tiles(
     for f in range(fields):
         field_bias = rng.uniform(-0.15, 0.15)
         for t in range(tiles_per_field):
-            cover = float(np.clip(rng.uniform(0.05, 0.95) + field_bias, 0.0, 1.0))
-            mask = rng.random((size, size)) < cover
+            cover = float(np.clip(rng.uniform(0.05, 0.95) + field_bias, 0.02, 0.98))
+            # Canopy in patches (a coarse random field, smoothed), not salt-and-pepper pixels.
+            field_noise = cv2.resize(rng.random((4, 4)).astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+            mask = field_noise >= np.quantile(field_noise, 1.0 - cover)
             tile = np.where(mask[:, :, None], leaf, soil) * rng.uniform(0.9, 1.1, (size, size, 1))
             tile = (tile + rng.normal(0, 0.005, tile.shape)).astype(np.float32)
             red, nir = tile[:, :, 2], tile[:, :, 3]

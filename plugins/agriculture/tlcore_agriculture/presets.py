@@ -77,6 +77,10 @@ AERIAL_YIELD = Preset(
         "in_chans": None,
         # The adapted stem has never seen NIR or red-edge: it trains too (the photo presets freeze it).
         "freeze_stages": 0,
+        # Band images are far from ImageNet photos, so the backbone must move more than for leaf photos:
+        # one learning rate for backbone and head. On synthetic 5-band tiles (yield from NDVI) this took
+        # val R² from 0.44 (the photo presets' 0.3x) to 0.61-0.71.
+        "backbone_lr_mult": 1.0,
         # Huber on standardised yields: a few tiles with harvester errors (headlands, turns) should not
         # dominate the gradient the way they do under MSE.
         "loss": "huber",
