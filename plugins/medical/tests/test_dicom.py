@@ -124,3 +124,15 @@ def test_bad_files_and_options_are_one_line_errors(adapter: DatasetAdapter, tmp_
         adapter.load(tmp_path, {"window": 40})
     with pytest.raises(ConfigError, match="channels must be 1 or 3"):
         adapter.load(tmp_path, {"channels": 2})
+
+
+def test_given_split_folders_that_share_a_patient_are_caught(host: PluginHost, tmp_path: Path, dicom: Any) -> None:
+    from tlcore.config import RunConfig
+    from tlcore.data.prepare import prepare_data
+
+    root = write_tree(tmp_path / "cxr", dicom)
+    # a follow-up film of a training patient filed under test/
+    dicom(root / "test" / "normal" / "followup.dcm", STORED, patient="normal-p2", window=(2048, 4096))
+    prepared = prepare_data(host, str(root), RunConfig(), check_leakage=True)
+    assert prepared.leakage is not None and prepared.leakage.groups == 1
+    assert prepared.leakage.group_examples[0] == {"group": "normal-p2", "splits": {"train": 2, "test": 1}}

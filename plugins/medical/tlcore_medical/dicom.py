@@ -70,7 +70,7 @@ def dicom_to_uint8(
     percentiles: tuple[float, float] = intensity.DEFAULT_PERCENTILES,
 ) -> np.ndarray:
     """A decoded dataset to ``HxWxchannels`` uint8 (see the module docstring for the steps)."""
-    from pydicom.pixels import apply_modality_lut
+    from pydicom.pixels.processing import apply_modality_lut
 
     pixels = ds.pixel_array
     frames = int(ds.get("NumberOfFrames", 1) or 1)

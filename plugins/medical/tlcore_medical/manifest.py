@@ -98,7 +98,7 @@ def manifest_rows(
             if found is None:
                 missing.append(str(row[cols.path]))
                 continue
-            rows.append((split, found, row))
+            rows.append((split, found, {str(k): v for k, v in row.items()}))
     tables.report_missing(missing, policy, adapter)
     if not rows:
         raise DataError(f"{adapter}: no usable rows in {', '.join(str(p) for p in manifests.values())}")

@@ -64,9 +64,11 @@ def find_manifests(root: Path, options: Mapping[str, Any], adapter: str) -> dict
     if root.is_file():
         return {None: root}
     csvs = sorted(p for p in root.glob("*.csv") if not p.name.startswith("."))
-    by_split = {SPLIT_NAMES[p.stem.lower()]: p for p in csvs if p.stem.lower() in SPLIT_NAMES}
+    by_split: dict[str | None, Path] = {
+        SPLIT_NAMES[p.stem.lower()]: p for p in csvs if p.stem.lower() in SPLIT_NAMES
+    }
     if by_split and "train" in by_split and len(by_split) == len(csvs):
-        return dict(by_split)
+        return by_split
     if len(csvs) == 1:
         return {None: csvs[0]}
     raise DataError(
