@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import skops.io as skops_io
 import torch
 from PIL import Image
 
@@ -26,10 +27,12 @@ from tlcore.data.transforms import light, standard
 from tlcore.errors import ConfigError, DataError, TlcoreError
 from tlcore.metrics.multilabel import multilabel_metrics
 from tlcore.metrics.regression import regression_metrics
-from tlcore.models.transfer import load_meta
+from tlcore.models.heads import logistic_regression_head, svm_head
+from tlcore.models.transfer import ESTIMATOR_FILE, _load_estimator, load_meta
 from tlcore.plugins import PluginHost, reset_host
-from tlcore.specs import AugmentationContext, DatasetAdapter, LabeledDataset, Record
+from tlcore.specs import AugmentationContext, DatasetAdapter, HeadContext, LabeledDataset, Record
 from tlcore.train.objective import Objective
+from tlcore.train.probe import fit_sklearn_head
 from tlcore.train.run import run_training
 
 SIZES = {"train": 64, "val": 16, "test": 32}
@@ -207,6 +210,30 @@ def test_multilabel_fine_tuning_learns_and_predict_prints_every_label(
     assert code == 0, out
     summary = json.loads(out.splitlines()[-1])
     assert summary["auc"] == pytest.approx(report["test"]["auc"], abs=1e-6)
+
+
+def test_a_label_with_one_class_in_train_gets_its_prior(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(30, 4))
+    y = np.stack([(x[:, 0] > 0).astype(np.float32), np.zeros(30, dtype=np.float32)], axis=1)
+    y[:5, 0] = np.nan
+    objective = Objective("multilabel", ["a", "never"])
+    result = fit_sklearn_head(logistic_regression_head(HeadContext(4, 2, "multilabel")), x, y, 2, objective)
+    assert result.head is not None  # folded: per-label logistic regressions + a constant row
+    proba = result.predict_proba(x)
+    assert proba[:, 1].max() < 1e-3
+    direct = logistic_regression_head(HeadContext(4, 2, "multilabel")).fit(x[5:], y[5:, 0].astype(int))
+    np.testing.assert_allclose(proba[:, 0], direct.predict_proba(x)[:, 1], atol=1e-5)  # fit on the known rows only
+    svm = fit_sklearn_head(svm_head(HeadContext(4, 2, "multilabel")), x, y, 2, objective)
+    assert svm.head is None and isinstance(svm.estimator, list) and len(svm.estimator) == 2
+    expected = svm.predict_proba(x)
+    assert expected[:, 1].max() < 1e-3
+    # Saved as the run saves it (skops, a list with one estimator per label) and loaded as predict loads it.
+    skops_io.dump(svm.estimator, tmp_path / ESTIMATOR_FILE)
+    head = _load_estimator(tmp_path, "multilabel")
+    with torch.no_grad():
+        reloaded = torch.sigmoid(head(torch.from_numpy(x).float())).numpy()
+    np.testing.assert_allclose(reloaded, expected, atol=1e-6)
 
 
 # -- regression --------------------------------------------------------------------------------------
