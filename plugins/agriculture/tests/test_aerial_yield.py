@@ -17,6 +17,7 @@ def test_aerial_yield_preset_resolves(host: PluginHost) -> None:
     assert config.in_chans is None  # from the data: bands + indices
     assert (config.backbone, config.weights, config.freeze_stages) == ("tf_efficientnet_lite0", "default", 0)
     assert config.backbone_lr_mult == 1.0
+    assert config.near_duplicate_distance is None  # pHash means nothing on float bands
 
 
 def test_learns_yield_from_ndvi(host: PluginHost, tmp_path: Path, tiles: Callable) -> None:

@@ -93,6 +93,10 @@ AERIAL_YIELD = Preset(
         "label_smoothing": 0.0,  # a classification setting; regression ignores it
         # Nadir tiles have no handedness: the mirror image is as valid a view as the tile itself.
         "tta": True,
+        # pHash looks at 8-bit pictures; on float bands it says little, and neighbouring tiles of one field
+        # look alike by nature. Leakage is handled by grouping tiles by field or spatial block instead;
+        # exact duplicates across splits are still reported.
+        "near_duplicate_distance": None,
     },
     extends="fine-tuning",
 )
