@@ -90,7 +90,7 @@ def register_dataset_adapters(register: Callable[[DatasetAdapter], None]) -> Non
         DatasetAdapter(
             name="agriculture/plantvillage",
             description="PlantVillage-style Crop___Disease class folders (flat, split or color/grayscale/segmented "
-            "layouts); options target: crop_disease|disease|crop, crops: [..], image_set, exclude",
+            "layouts); options target: crop_disease|disease|crop, crops (a list), image_set, exclude",
             load=plantvillage.load,
             detect=plantvillage.detect,
             priority=10,
@@ -100,7 +100,7 @@ def register_dataset_adapters(register: Callable[[DatasetAdapter], None]) -> Non
         DatasetAdapter(
             name="agriculture/aerial-tiles",
             description="CSV of aerial tiles (GeoTIFF, .npy; any band count) -> a number such as yield (regression); "
-            "options bands, indices: [ndvi, ndre, ...], field column or spatial_blocks: N for grouped splits",
+            "options bands, indices (ndvi, ndre, ...), a field column or spatial_blocks: N for grouped splits",
             load=_aerial_load,
             detect=_aerial_detect,
             # Ahead of image-folder (a folder of .tif tiles looks like images) and of csv-manifest.
