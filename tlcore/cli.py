@@ -149,8 +149,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         config.progress = False
     if args.strict:
         config.strict = True
-    report = run_training(host, config, data, run_dir, preset, resume=bool(args.resume))
-    _print_summary(report, run_dir)
+    from tlcore.train import distributed
+
+    with distributed.session(config) as dist:  # under torchrun: one process per GPU/worker, rank 0 reports
+        report = run_training(host, config, data, run_dir, preset, resume=bool(args.resume))
+    if dist.is_main:
+        _print_summary(report, run_dir)
     return 0
 
 

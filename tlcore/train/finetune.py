@@ -13,7 +13,7 @@ from typing import Any, cast
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, WeightedRandomSampler
+from torch.utils.data import DataLoader, Sampler, WeightedRandomSampler
 
 from tlcore import io_atomic
 from tlcore.config import RunConfig
@@ -21,9 +21,10 @@ from tlcore.data.dataset import ImageDataset, reseed_worker
 from tlcore.errors import ConfigError
 from tlcore.models.backbones import keep_frozen_bn_in_eval, set_trainable
 from tlcore.models.transfer import TransferModel
+from tlcore.train import distributed
 from tlcore.train.objective import Objective
 from tlcore.train.probe import class_weights
-from tlcore.train.runtime import autocast, console, loader_options, progress
+from tlcore.train.runtime import autocast, console, loader_options, progress, seed_everything
 
 CHECKPOINT = "checkpoint.safetensors"
 CHECKPOINT_STATE = "checkpoint_state.pt"
@@ -147,14 +148,14 @@ def fine_tune(
     k = len(classes)
     optimizer = torch.optim.AdamW(param_groups(model, groups, config), lr=config.lr)
     use_mix = config.mixup > 0 or config.cutmix > 0
-    batch_size = config.batch_size
+    dist = distributed.current()  # a single process unless started by torchrun
+    batch_size = dist.local_batch(config.batch_size)
     if use_mix:
         # timm's Mixup needs even batches, so incomplete ones are dropped; never drop them all.
         batch_size = min(batch_size, len(train_set) // 2 * 2)
         if batch_size < 2:
             raise ConfigError("mixup/cutmix need at least 2 training images", "set mixup=0 cutmix=0")
-    steps_per_epoch = len(train_set) // batch_size if use_mix else math.ceil(len(train_set) / batch_size)
-    steps_per_epoch = max(1, steps_per_epoch)
+    steps_per_epoch = dist.steps_per_epoch(len(train_set), batch_size, drop_last=use_mix)
     total_steps = steps_per_epoch * config.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(total_steps, int(config.warmup_epochs * steps_per_epoch))
@@ -172,7 +173,8 @@ def fine_tune(
     state_path = run_dir / CHECKPOINT_STATE
     if resume and state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(load_file(str(run_dir / CHECKPOINT)))
+        # The weights travel in the state file (one atomic write per epoch); older runs kept them beside it.
+        model.load_state_dict(state["model"] if "model" in state else load_file(str(run_dir / CHECKPOINT)))
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch = int(state["epoch"])
@@ -182,8 +184,7 @@ def fine_tune(
 
     n_groups = len(groups)
     # Compiled for the training steps only; evaluation runs the eager module (no eval-mode recompile).
-    step_model: nn.Module = cast(nn.Module, torch.compile(model)) if config.compile else model
-    metrics_file = run_dir / "metrics.csv"
+    step_models = distributed.StepModule(model, dist, config.compile)
     t_start = time.perf_counter() - sum(h.get("seconds", 0.0) for h in result.history)
     with progress(config.progress) as bar:
         epoch_task = bar.add_task("fine-tuning", total=config.epochs, completed=start_epoch, info="")
@@ -192,20 +193,21 @@ def fine_tune(
             frozen = trainable_groups(config.strategy, n_groups, config.freeze_stages, epoch, config.unfreeze_every)
             for i, params in enumerate(groups):
                 set_trainable(params, i >= frozen)
+            step_model = step_models.for_frozen(frozen)
             # Each epoch has its own seed, so a resumed run sees the same batches as an uninterrupted one.
             epoch_seed = config.seed * 1000 + epoch
-            torch.manual_seed(epoch_seed)
+            seed_everything(epoch_seed)  # torch (dropout), numpy (mixup), random
             if hasattr(train_set.transform, "set_random_seed"):
                 train_set.transform.set_random_seed(epoch_seed)
             gen = torch.Generator().manual_seed(epoch_seed)
-            sampler = None
+            sampler: Sampler[Any] = dist.sampler(train_set, seed=config.seed * 1000, epoch=epoch)
             if config.balanced_sampling:
                 w = class_weights(targets, k)[targets]
                 sampler = WeightedRandomSampler(w.tolist(), len(w), replacement=True, generator=gen)
             loader = DataLoader(
                 train_set,
                 batch_size=batch_size,
-                shuffle=sampler is None,
+                shuffle=False,  # the sampler shuffles
                 sampler=sampler,
                 generator=gen,
                 **loader_options(workers, device),
@@ -235,8 +237,13 @@ def fine_tune(
                 seen += len(x)
                 bar.update(batch_task, advance=1, info=f"loss {total_loss / seen:.3f}")
             bar.remove_task(batch_task)
+            total_loss, seen_all = dist.sum(total_loss, seen)
+            seen = int(seen_all)
             train_seconds = time.perf_counter() - t0
-            outputs = predict_proba(model, val_loader, device, tta=config.tta, activate=objective.activate)
+            outputs = dist.predict(
+                lambda loader: predict_proba(model, loader, device, tta=config.tta, activate=objective.activate),
+                val_loader,
+            )
             val = objective.metrics(val_targets, objective.to_units(outputs))
             score = objective.score(val)
             row = {
@@ -253,21 +260,8 @@ def fine_tune(
             improved = score > result.best_score
             if improved:
                 result.best_epoch, result.best_score = epoch + 1, score
-                _save_state_dict(model, run_dir / BEST)
-            _write_metrics(metrics_file, result.history)
-            # Checkpoint after every epoch (write then rename), so kill -9 loses at most one epoch.
-            _save_state_dict(model, run_dir / CHECKPOINT)
-            io_atomic.torch_save(
-                {
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "epoch": epoch + 1,
-                    "history": result.history,
-                    "best_epoch": result.best_epoch,
-                    "best_score": result.best_score,
-                },
-                state_path,
-            )
+            if dist.is_main:  # one writer per run directory
+                _checkpoint(model, optimizer, scheduler, epoch, result, improved, run_dir)
             bar.update(
                 epoch_task,
                 advance=1,
@@ -279,6 +273,8 @@ def fine_tune(
                 console.print(f"early stopping: no val {objective.monitor} gain for {config.early_stopping} epochs")
                 break
     result.train_seconds = time.perf_counter() - t_start
+    if not dist.is_main:
+        return result  # rank 0 evaluates and saves the model
     if config.checkpoint == "last":
         # The end of the cosine schedule: on a small, saturated val set the "best" epoch is mostly noise.
         _save_state_dict(model, run_dir / BEST)
@@ -286,6 +282,38 @@ def fine_tune(
     else:
         model.load_state_dict(load_file(str(run_dir / BEST)))
     return result
+
+
+def _checkpoint(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    epoch: int,
+    result: FitResult,
+    improved: bool,
+    run_dir: Path,
+) -> None:
+    """After every epoch, each file written then renamed, so kill -9 loses at most one epoch.
+
+    ``checkpoint_state.pt`` holds everything a resume needs (weights included) in one atomic write,
+    so a kill between two of these files can never pair one epoch's weights with another's optimizer.
+    """
+    if improved:
+        _save_state_dict(model, run_dir / BEST)
+    _write_metrics(run_dir / "metrics.csv", result.history)
+    _save_state_dict(model, run_dir / CHECKPOINT)
+    io_atomic.torch_save(
+        {
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "epoch": epoch + 1,
+            "history": result.history,
+            "best_epoch": result.best_epoch,
+            "best_score": result.best_score,
+        },
+        run_dir / CHECKPOINT_STATE,
+    )
 
 
 def _write_metrics(path: Path, history: list[dict[str, Any]]) -> None:

@@ -29,6 +29,7 @@ from tlcore.models.transfer import MODEL_FILE, ModelMeta, TransferModel, save_mo
 from tlcore.models.weights import WeightsSource, cache_root
 from tlcore.plugins import PluginHost, guarded
 from tlcore.specs import AugmentationContext, Backbone, HeadContext, Record
+from tlcore.train import distributed
 from tlcore.train.features import FeatureCache
 from tlcore.train.finetune import fine_tune, predict_proba
 from tlcore.train.objective import Objective, target_array
@@ -264,11 +265,12 @@ def run_training(
         console.print(f"[yellow]warning: {escape(prepared.leakage.summary())} (listed in report.json; --strict fails)")
     pipe = Pipeline(host, config, prepared)
     # Only once data and model are known to be usable: a failed start leaves no run directory behind.
-    io_atomic.ensure_dir(run_dir)
-    io_atomic.write_text(
-        run_dir / RUN_CONFIG,
-        yaml.safe_dump({"preset": preset, "data": data, "config": config.model_dump()}, sort_keys=False),
-    )
+    if distributed.current().is_main:  # under torchrun, rank 0 alone writes the run directory
+        io_atomic.ensure_dir(run_dir)
+        io_atomic.write_text(
+            run_dir / RUN_CONFIG,
+            yaml.safe_dump({"preset": preset, "data": data, "config": config.model_dump()}, sort_keys=False),
+        )
     timing["setup_s"] = time.perf_counter() - t0
     splits = prepared.dataset.splits
     cache = pipe.feature_cache()
@@ -325,6 +327,8 @@ def run_training(
             workers=pipe.workers,
             objective=objective,
         )
+        if not distributed.current().is_main:
+            return {}  # the other torchrun processes are done: rank 0 evaluates and writes the run
         timing["train_s"] = fit.train_seconds
         timing["epochs_run"] = len(fit.history)
         timing["train_images_per_s"] = fit.images_seen / max(fit.train_seconds, 1e-9)
@@ -411,6 +415,7 @@ def _environment(device: torch.device) -> dict[str, Any]:
         "timm": timm.__version__,
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),
+        "processes": distributed.current().world_size,  # > 1 under torchrun (batch_size is the global batch)
         "platform": platform.platform(),
     }
 
