@@ -87,7 +87,6 @@ class Pipeline:
                 "use head=linear or head=mlp with fine-tuning, or technique=feature-extraction",
             )
         self.num_features = feature_dim(self.backbone)
-        self.new_head()  # a head that does not support the task says so now, before any work
 
     def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...], float]:
         """Band statistics of the train split for non-uint8 data, else the weights' mean/std (0-1 pixels)."""
@@ -264,6 +263,7 @@ def run_training(
     if prepared.leakage is not None and prepared.leakage.found:
         console.print(f"[yellow]warning: {escape(prepared.leakage.summary())} (listed in report.json; --strict fails)")
     pipe = Pipeline(host, config, prepared)
+    pipe.new_head()  # a head that does not support the task says so now, before any work
     # Only once data and model are known to be usable: a failed start leaves no run directory behind.
     if distributed.current().is_main:  # under torchrun, rank 0 alone writes the run directory
         io_atomic.ensure_dir(run_dir)
