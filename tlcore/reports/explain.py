@@ -193,6 +193,18 @@ def display_rgb(image: np.ndarray) -> np.ndarray:
     return np.nan_to_num(array).clip(0.0, 1.0)
 
 
+def _gradients_only_from(model: TransferModel, layer: nn.Module) -> None:
+    """Grad-CAM needs gradients at ``layer`` and after it, never before: with every other backbone parameter
+    frozen, the backward pass stops at the layer instead of running down to the input (several times faster)."""
+    own = list(layer.parameters())
+    if not own:  # a parameter-free layer (an activation): its output needs the earlier parameters' graph
+        return
+    for p in model.backbone.parameters():
+        p.requires_grad_(False)
+    for p in own:
+        p.requires_grad_(True)
+
+
 class Explainer:
     """Grad-CAM for one trained run; the target layer is found once, on first use."""
 
@@ -214,6 +226,7 @@ class Explainer:
             # Random, not blank: a constant image can leave ReLU paths (and their gradients) all zero.
             example = torch.randn(1, self.meta.in_chans, h, w, generator=torch.Generator().manual_seed(0))
             self._layer = find_cam_layer(self.model, example)
+            _gradients_only_from(self.model, self._layer.module)
         return self._layer
 
     def explain(self, paths: Sequence[str], targets: Sequence[int | None]) -> list[Explanation]:

@@ -230,7 +230,8 @@ def model_section(report: dict[str, Any], meta: dict[str, Any]) -> list[tuple[st
 
 
 def training_section(report: dict[str, Any]) -> dict[str, Any]:
-    training = {k: v for k, v in (report.get("training") or {}).items() if k != "head_history"}
+    curves = ("head_history", "head_size_curve")  # plotted as the learning curves
+    training = {k: v for k, v in (report.get("training") or {}).items() if k not in curves}
     task = report.get("task")
     objective: dict[str, Any] = task if isinstance(task, dict) else {}
     config = report.get("config") or {}
@@ -297,13 +298,21 @@ def gallery_section(
     present = [m for m in mistakes if Path(m.path).is_file()]
     if not present:
         return [], f"the test images are no longer at their recorded paths (first: {mistakes[0].path})"
+    try:  # one batch; image by image only when one of them fails
+        explained: list[Any] = explainer.explain([m.path for m in present], [m.explain_index for m in present])
+    except Exception:
+        explained = []
+        for mistake in present:
+            try:
+                explained.extend(explainer.explain([mistake.path], [mistake.explain_index]))
+            except Exception as exc:  # one unreadable image should not cost the whole gallery
+                explained.append(f"{type(exc).__name__}: {exc}")
     items = []
-    for mistake in present:
-        try:
-            (explanation,) = explainer.explain([mistake.path], [mistake.explain_index])
-        except Exception as exc:  # one unreadable image should not cost the whole gallery
-            error = f"{type(exc).__name__}: {exc}"
-            items.append(dict.fromkeys(("src", "truth", "predicted", "score", "explained"), "") | {"error": error})
+    for mistake, explanation in zip(present, explained, strict=True):
+        if isinstance(explanation, str):
+            items.append(
+                dict.fromkeys(("src", "truth", "predicted", "score", "explained"), "") | {"error": explanation}
+            )
             items[-1]["file"] = Path(mistake.path).name
             continue
         picture = side_by_side(explanation, "", min_side=160).convert("RGB")

@@ -60,9 +60,10 @@ PLOTS: dict[str, Plot] = {
     "calibration": Plot(
         "calibration.png",
         "Calibration (test)",
-        "Reliability diagram: how often predictions in each confidence bin were right, against their mean "
-        "confidence (the diagonal is perfect calibration), and how many predictions fall in each bin. "
-        "ECE: the expected calibration error, the bin-weighted mean gap.",
+        "Reliability diagram: blue bars, how often the predictions in each confidence bin were right; red "
+        "ticks, their mean confidence; n, how many predictions the bin holds (also the histogram below). On "
+        "the diagonal, confidence equals accuracy. ECE, the expected calibration error, is the mean gap "
+        "between bar and tick, weighted by n. Bins holding one or two predictions say little.",
     ),
     "predicted_vs_true": Plot(
         "predicted_vs_true.png",
@@ -273,21 +274,18 @@ def plot_calibration(preds: SplitPredictions, path: Path, bins: int = 10) -> Pat
     centres = (rel.edges[:-1] + rel.edges[1:]) / 2
     width = rel.edges[1] - rel.edges[0]
     filled = rel.counts > 0
-    diagram.bar(centres[filled], rel.accuracy[filled], width=width * 0.9, color="tab:blue", alpha=0.8, label="observed")
-    gap = rel.confidence[filled] - rel.accuracy[filled]
-    diagram.bar(
-        centres[filled],
-        gap,
-        bottom=rel.accuracy[filled],
-        width=width * 0.9,
-        color="tab:red",
-        alpha=0.3,
-        hatch="//",
-        label="gap to mean confidence",
+    x, observed, expected = centres[filled], rel.accuracy[filled], rel.confidence[filled]
+    diagram.bar(x, observed, width=width * 0.9, color="tab:blue", alpha=0.75, label="observed")
+    # The mean confidence of each bin as a red tick: the vertical distance to the bar top is the gap.
+    diagram.hlines(
+        expected, x - width * 0.45, x + width * 0.45, colors="tab:red", linewidth=2.5, label="mean confidence"
     )
+    diagram.vlines(x, observed, expected, colors="tab:red", linewidth=1, linestyles=":")
+    for xi, top, n in zip(x, np.maximum(observed, expected), rel.counts[filled], strict=True):
+        diagram.text(xi, top + 0.015, f"n={n}", ha="center", va="bottom", fontsize=7, color="0.25")
     diagram.plot([0, 1], [0, 1], "--", color="0.4", linewidth=1, label="perfect calibration")
     what = "label present" if preds.task == "multilabel" else "accuracy"
-    diagram.set(ylabel=f"observed ({what})", xlim=(0, 1), ylim=(0, 1))
+    diagram.set(ylabel=f"observed ({what})", xlim=(0, 1), ylim=(0, 1.08), yticks=np.linspace(0, 1, 6))
     diagram.set_title(f"Reliability, test (n={len(preds)}): ECE {rel.ece:.3f}")
     diagram.legend(fontsize=8, loc="upper left")
     diagram.grid(alpha=0.3)
