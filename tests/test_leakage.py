@@ -139,3 +139,18 @@ def test_leakage_is_a_warning_and_a_report_section_without_strict(
     assert leakage["near_duplicates"] == {"count": 0, "max_distance": 4, "examples": []}
     assert leakage["groups_in_several_splits"]["count"] == 0
     assert leakage["images_checked"] == 43
+
+
+def test_float_bands_are_scaled_before_hashing(tmp_path: Path) -> None:
+    # Reflectances in 0-1: cast straight to uint8 every tile would be black and hash alike.
+    rng = np.random.default_rng(2)
+    tiles = {f"tile{i}": rng.random((32, 32, 4)).astype(np.float32) for i in range(4)}
+    report = find_leakage(
+        {"train": [Record("tile0", 0.5), Record("tile1", 0.5)], "test": [Record("tile2", 0.5), Record("tile3", 0.5)]},
+        reader=tiles.__getitem__,
+    )
+    assert report.images_checked == 4
+    assert (report.exact, report.near) == (0, 0)
+    twin = {**tiles, "tile3": tiles["tile0"] * 1.01}  # the same tile, slightly brighter: a near duplicate
+    report = find_leakage({"train": [Record("tile0", 0.5)], "test": [Record("tile3", 0.5)]}, reader=twin.__getitem__)
+    assert report.near == 1

@@ -105,6 +105,10 @@ def _load_for_phash(path: str, reader: Callable[[str], np.ndarray]) -> Image.Ima
     arr = np.asarray(reader(path))
     if arr.ndim == 3:
         arr = arr[..., :3] if arr.shape[2] >= 3 else arr[..., 0]
+    if arr.dtype != np.uint8:  # float or 16-bit bands: their own range to 0-255, or every tile hashes alike
+        arr = np.nan_to_num(arr.astype(np.float64))
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = (arr - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(arr)
     return Image.fromarray(arr.astype(np.uint8))
 
 

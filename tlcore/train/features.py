@@ -92,7 +92,10 @@ class FeatureCache:
     ) -> Extraction:
         path = self.dir / f"{content_key(records)}{view}.npy"
         if path.exists():
-            return Extraction(np.load(path), 0.0, True)
+            try:
+                return Extraction(np.load(path, allow_pickle=False), 0.0, True)
+            except (OSError, ValueError, EOFError):
+                pass  # a damaged cache entry is computed again
         start = time.perf_counter()
         feats = compute_features(model, dataset, device, batch_size, num_workers, label, show_progress)
         seconds = time.perf_counter() - start

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Sampler, WeightedRandomSampler
 from tlcore import io_atomic
 from tlcore.config import RunConfig
 from tlcore.data.dataset import ImageDataset, reseed_worker
-from tlcore.errors import ConfigError
+from tlcore.errors import ConfigError, WeightsError
 from tlcore.models.backbones import keep_frozen_bn_in_eval, set_trainable
 from tlcore.models.transfer import TransferModel
 from tlcore.train import distributed
@@ -172,7 +172,13 @@ def fine_tune(
     start_epoch = 0
     state_path = run_dir / CHECKPOINT_STATE
     if resume and state_path.exists():
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        try:  # tensors and numbers only: a state file that carries code is refused, never run
+            state = torch.load(state_path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise WeightsError(
+                f"cannot resume from {state_path}: not a plain checkpoint ({type(exc).__name__})",
+                "start the run again without --resume, into a new --output",
+            ) from None
         # The weights travel in the state file (one atomic write per epoch); older runs kept them beside it.
         model.load_state_dict(state["model"] if "model" in state else load_file(str(run_dir / CHECKPOINT)))
         optimizer.load_state_dict(state["optimizer"])
