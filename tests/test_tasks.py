@@ -209,7 +209,10 @@ def test_multilabel_fine_tuning_learns_and_predict_prints_every_label(
     code, out = tl_with("evaluate", run)
     assert code == 0, out
     summary = json.loads(out.splitlines()[-1])
-    assert summary["auc"] == pytest.approx(report["test"]["auc"], abs=1e-6)
+    # Same model, same test images; on a GPU the run predicts in bf16 and evaluate in fp32 on the CPU.
+    assert summary["auc"] == pytest.approx(
+        report["test"]["auc"], abs=1e-6 if report["environment"]["device"] == "cpu" else 0.02
+    )
 
 
 def test_a_label_with_one_class_in_train_gets_its_prior(tmp_path: Path) -> None:
