@@ -216,10 +216,14 @@ def advise(
     candidates: Sequence[Candidate],
     config: RunConfig,
     options: AdviseOptions,
+    prepared: PreparedData | None = None,
 ) -> dict[str, Any]:
-    """Score every candidate and recommend; returns the content of ``advise.json``."""
+    """Score every candidate and recommend; returns the content of ``advise.json``.
+
+    ``prepared`` skips loading ``data`` (a caller that already holds it, e.g. on a subset)."""
     started = time.perf_counter()
-    prepared = prepare_data(host, data, config)
+    if prepared is None:
+        prepared = prepare_data(host, data, config)
     ds = prepared.dataset
     if ds.task != "classification":
         raise TlcoreError(f"tl advise scores classification data; this dataset's task is {ds.task!r}")

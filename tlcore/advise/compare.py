@@ -106,7 +106,7 @@ def method_configs(host: PluginHost, preset: str, options: CompareOptions) -> di
     return {m: out[m] for m in options.methods}
 
 
-def _subset(prepared: PreparedData, train: list[Record]) -> PreparedData:
+def with_train_split(prepared: PreparedData, train: list[Record]) -> PreparedData:
     dataset = dataclasses.replace(prepared.dataset, splits={**prepared.dataset.splits, "train": train})
     return dataclasses.replace(prepared, dataset=dataset)
 
@@ -154,7 +154,7 @@ def compare(
         name = f"{method}-f{fraction:g}-r{repeat}"
         config = configs[method].model_copy(update={"seed": options.seed + repeat, "progress": progress})
         run_dir = runs_root / name
-        report = _one_run(host, config, _subset(prepared, subset), data, run_dir)
+        report = _one_run(host, config, with_train_split(prepared, subset), data, run_dir)
         row = {
             "method": method,
             "fraction": fraction,

@@ -49,7 +49,7 @@ def count_flops(model: nn.Module, x: torch.Tensor) -> float:
     return float(counter.get_total_flops())
 
 
-def measure_throughput(model: nn.Module, x: torch.Tensor, device: torch.device, min_seconds: float = 1.5) -> float:
+def measure_throughput(model: nn.Module, x: torch.Tensor, device: torch.device, min_seconds: float = 1.0) -> float:
     """Images/s of eval forward passes after one warm-up batch, timed for at least ``min_seconds``."""
     model.eval()
     with torch.inference_mode(), autocast(device):
@@ -97,7 +97,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure_cost(model: nn.Module, input_size: int, channels: int, device: torch.device, batch_size: int = 16) -> Cost:
+def measure_cost(model: nn.Module, input_size: int, channels: int, device: torch.device, batch_size: int = 8) -> Cost:
     """All cost figures for ``model`` (already on ``device``) at ``input_size`` x ``input_size``."""
     x = torch.randn(batch_size, channels, input_size, input_size, device=device)
     x = x.contiguous(memory_format=torch.channels_last)
