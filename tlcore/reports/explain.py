@@ -129,16 +129,6 @@ def find_cam_layer(model: TransferModel, example: torch.Tensor) -> CamLayer:
     )
 
 
-def _normalisation(meta: ModelMeta) -> tuple[Sequence[float], Sequence[float], float]:
-    """Mean, std and their scale as the run normalised its inputs (255 for the pretrained 0-1 statistics)."""
-    custom = getattr(meta, "normalization", None)  # runs on raw bands record their own statistics
-    if callable(custom):
-        mean, std, scale = custom()
-        return mean, std, float(scale)
-    pre = meta.preprocess()
-    return pre.mean, pre.std, 255.0
-
-
 def activate(task: str, logits: torch.Tensor) -> torch.Tensor:
     """Logits -> class probabilities, label probabilities, or (regression) the raw standardised output."""
     if task == "classification":
@@ -149,7 +139,8 @@ def activate(task: str, logits: torch.Tensor) -> torch.Tensor:
 
 
 class ModelInputs:
-    """Images as a run's model sees them: read, resized and centre-cropped, normalised."""
+    """Images as a run's model sees them: read (as ``tl predict`` reads them), resized and centre-cropped,
+    normalised."""
 
     def __init__(self, meta: ModelMeta) -> None:
         from tlcore.data.transforms import eval_transform
@@ -160,16 +151,17 @@ class ModelInputs:
         self.transform = eval_transform(
             AugmentationContext(pre.input_size, False, pre.interpolation, pre.crop_pct, meta.in_chans)
         )
-        mean, std, scale = _normalisation(meta)
+        mean, std, scale = meta.normalization()  # pretrained statistics, or a band run's own
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1) * scale
         self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1) * scale
         self.scale = scale
 
     def read(self, path: str) -> np.ndarray:
-        """``path`` decoded and transformed to the model's input size, ``HxWxC`` (uint8 for images)."""
-        from tlcore.data.images import read_image
+        """``path`` decoded and transformed to the model's input size, ``HxWxC`` (uint8 for images, float32
+        for bands)."""
+        from tlcore.data.dataset import as_model_input, read_for_prediction
 
-        image = read_image(path, channels=self.channels if self.channels in (1, 3) else 3)
+        image = as_model_input(read_for_prediction(path, self.channels))
         return np.asarray(self.transform(image=image)["image"])
 
     def batch(self, images: Sequence[np.ndarray]) -> torch.Tensor:

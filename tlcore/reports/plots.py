@@ -23,6 +23,7 @@ from tlcore.reports.predictions import SplitPredictions
 DPI = 110
 #: The monitor each task falls back to when the run's own has no column in the history.
 DEFAULT_METRIC = {"classification": "accuracy", "multilabel": "auc", "regression": "r2"}
+METRIC_NAMES = {"auc": "AUC", "map": "mAP", "r2": "R²", "rmse": "RMSE", "mae": "MAE", "macro_f1": "Macro F1"}
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,8 @@ def plot_learning_curves(
     if metric:
         curve(metric_ax, f"train_{metric}", f"train {metric}", "-o", "tab:blue")
         curve(metric_ax, f"val_{metric}", f"val {metric}", "-s", "tab:orange")
-        metric_ax.set(xlabel=xlabel, ylabel=metric, title=metric.replace("_", " ").capitalize())
+        name = METRIC_NAMES.get(metric, metric.replace("_", " ").capitalize())
+        metric_ax.set(xlabel=xlabel, ylabel=name, title=name)
     else:
         metric_ax.set_axis_off()
     for ax in (loss_ax, metric_ax):
@@ -269,6 +271,7 @@ def plot_calibration(preds: SplitPredictions, path: Path, bins: int = 10) -> Pat
     rel = reliability_of(preds, bins)
     if rel.counts.sum() == 0:
         return None
+    multilabel = preds.task == "multilabel"
     fig = _figure(6.2, 6.2)
     diagram, histogram = fig.subplots(2, 1, height_ratios=[3, 1], sharex=True)
     centres = (rel.edges[:-1] + rel.edges[1:]) / 2
@@ -278,7 +281,12 @@ def plot_calibration(preds: SplitPredictions, path: Path, bins: int = 10) -> Pat
     diagram.bar(x, observed, width=width * 0.9, color="tab:blue", alpha=0.75, label="observed")
     # The mean confidence of each bin as a red tick: the vertical distance to the bar top is the gap.
     diagram.hlines(
-        expected, x - width * 0.45, x + width * 0.45, colors="tab:red", linewidth=2.5, label="mean confidence"
+        expected,
+        x - width * 0.45,
+        x + width * 0.45,
+        colors="tab:red",
+        linewidth=2.5,
+        label=f"mean {'probability' if multilabel else 'confidence'}",
     )
     diagram.vlines(x, observed, expected, colors="tab:red", linewidth=1, linestyles=":")
     for xi, top, n in zip(x, np.maximum(observed, expected), rel.counts[filled], strict=True):
@@ -286,7 +294,8 @@ def plot_calibration(preds: SplitPredictions, path: Path, bins: int = 10) -> Pat
     diagram.plot([0, 1], [0, 1], "--", color="0.4", linewidth=1, label="perfect calibration")
     what = "label present" if preds.task == "multilabel" else "accuracy"
     diagram.set(ylabel=f"observed ({what})", xlim=(0, 1), ylim=(0, 1.08), yticks=np.linspace(0, 1, 6))
-    diagram.set_title(f"Reliability, test (n={len(preds)}): ECE {rel.ece:.3f}")
+    counted = f"{int(rel.counts.sum())} known labels of {len(preds)} images" if multilabel else f"n={len(preds)}"
+    diagram.set_title(f"Reliability, test ({counted}): ECE {rel.ece:.3f}")
     diagram.legend(fontsize=8, loc="upper left")
     diagram.grid(alpha=0.3)
     histogram.bar(centres, rel.counts, width=width * 0.9, color="0.5")
