@@ -271,6 +271,16 @@ def test_mixup_and_cutmix_run(small_folder: Path, tl: Tl, tmp_path: Path, fast: 
     assert read_report(run)["config"]["mixup"] == 0.4
 
 
+def test_a_last_batch_of_one_image_is_dropped(small_folder: Path, tl: Tl, tmp_path: Path, fast: list[str]) -> None:
+    # 12 training images at batch 11 leave one; at 32 px the last feature map is 1x1, so BatchNorm
+    # would see a single value per channel and refuse to train.
+    run = tmp_path / "odd"
+    extra = ["--set", "strategy=full", "--set", "batch_size=11", "--set", "epochs=1", "--set", "image_size=32"]
+    code, _, err = tl(*finetune_args(small_folder, run, fast, *extra))
+    assert code == 0, err
+    assert len(read_metrics(run)) == 1
+
+
 def test_class_weights_and_balanced_sampling_run_on_imbalanced_data(
     make_folder: Callable[..., Path], tl: Tl, tmp_path: Path, fast: list[str]
 ) -> None:

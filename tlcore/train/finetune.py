@@ -155,7 +155,11 @@ def fine_tune(
         batch_size = min(batch_size, len(train_set) // 2 * 2)
         if batch_size < 2:
             raise ConfigError("mixup/cutmix need at least 2 training images", "set mixup=0 cutmix=0")
-    steps_per_epoch = dist.steps_per_epoch(len(train_set), batch_size, drop_last=use_mix)
+    # BatchNorm cannot train on one image: a last batch that would hold one is dropped too
+    # (one image of the epoch, a different one each epoch since the sampler reshuffles).
+    shard = math.ceil(len(train_set) / dist.world_size)
+    drop_last = use_mix or (shard > batch_size and shard % batch_size == 1)
+    steps_per_epoch = dist.steps_per_epoch(len(train_set), batch_size, drop_last=drop_last)
     total_steps = steps_per_epoch * config.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(total_steps, int(config.warmup_epochs * steps_per_epoch))
@@ -218,7 +222,7 @@ def fine_tune(
                 generator=gen,
                 **loader_options(workers, device),
                 worker_init_fn=reseed_worker,
-                drop_last=use_mix,
+                drop_last=drop_last,
             )
             model.train()
             keep_frozen_bn_in_eval(model)
