@@ -199,8 +199,13 @@ def test_recommendation_changes_with_similarity() -> None:
 
 
 def test_recommendation_respects_budget_and_saturated_probes() -> None:
-    assert _advice(1000, budget=5.0)[0] == "feature-extraction"  # 10 estimated minutes > 5
+    # 15 epochs take an estimated 10 min: at a budget of 2 min only 3 epochs fit (< 5): feature extraction
+    assert _advice(1000, budget=2.0)[0] == "feature-extraction"
     assert _advice(1000, probe=0.99)[0] == "feature-extraction"
+    cands = [_candidate("big", 0.9, -0.5, gflops=2.0), _candidate("big@none", 0.5, -0.9)]
+    shorter = recommend(cands, _facts(1000, budget=5.0), "DIR")  # 7 epochs fit: fine-tune, shorter
+    assert shorter.technique == "fine-tuning" and shorter.settings["epochs"] == 7
+    assert "--set epochs=7" in shorter.command and any("7 epochs" in w for w in shorter.warnings)
 
 
 def test_backbone_choice_prefers_the_cheaper_of_tied_candidates_and_says_why() -> None:

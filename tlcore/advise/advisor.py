@@ -236,6 +236,7 @@ def advise(
         train_images=len(train),
         median_image_side=_image_side(prepared, train),
         budget_minutes=options.budget_minutes,
+        finetune_epochs=options.finetune_epochs,
     )
     results: list[CandidateResult] = []
     for candidate in candidates:

@@ -25,6 +25,8 @@ NEAR_SIMILARITY = 0.5
 PROBE_SATURATED = 0.98
 #: Two candidates whose probe accuracies differ by less than max(standard error, this) tie.
 TIE_TOLERANCE = 0.01
+#: The shortest fine-tuning schedule worth recommending when the preset's does not fit the budget.
+MIN_FINETUNE_EPOCHS = 5
 #: An input side this much larger than the images' own side only upsamples (no new detail).
 UPSAMPLE_RATIO = 1.1
 
@@ -52,6 +54,7 @@ class DataFacts:
     train_images: int
     median_image_side: int | None
     budget_minutes: float
+    finetune_epochs: int = 15  # the fine-tuning preset's schedule, which finetune_minutes estimates
 
 
 @dataclass
@@ -131,6 +134,11 @@ def choose_backbone(candidates: Sequence[CandidateScores], facts: DataFacts) -> 
     return chosen, reasons
 
 
+def epochs_within_budget(chosen: CandidateScores, facts: DataFacts) -> int:
+    """How many epochs of the preset's schedule fit the budget, at the estimated minutes per epoch."""
+    return int(facts.budget_minutes / chosen.finetune_minutes * facts.finetune_epochs)
+
+
 def similarity_level(similarity: float | None) -> str:
     if similarity is None:
         return "unknown"
@@ -165,11 +173,18 @@ def choose_technique(
         {"strategy": "full", "freeze_stages": 0, "backbone_lr_mult": 1.0},
     )
     if chosen.finetune_minutes > facts.budget_minutes:
-        return (
-            *fe,
-            f"fine-tuning would take about {chosen.finetune_minutes:.0f} min here, over the budget of "
-            f"{facts.budget_minutes:.0f} min: feature extraction (one backbone pass, then a head in seconds)",
-            warnings,
+        fitting = epochs_within_budget(chosen, facts)
+        if fitting < MIN_FINETUNE_EPOCHS:
+            return (
+                *fe,
+                f"fine-tuning would take about {chosen.finetune_minutes:.0f} min here, over the budget of "
+                f"{facts.budget_minutes:.0f} min even at {MIN_FINETUNE_EPOCHS} epochs: feature extraction "
+                "(one backbone pass, then a head in seconds)",
+                warnings,
+            )
+        warnings.append(
+            f"the preset's {facts.finetune_epochs} epochs would take about {chosen.finetune_minutes:.0f} min, "
+            f"over the budget of {facts.budget_minutes:.0f} min: fine-tuning, if chosen, runs {fitting} epochs"
         )
     if k < VERY_FEW_PER_CLASS:
         return (
@@ -229,6 +244,8 @@ def recommend(candidates: Sequence[CandidateScores], facts: DataFacts, data: str
     scratch = next((c for c in candidates if not c.pretrained), None)
     technique, strategy, extra, decisive, warnings = choose_technique(chosen, facts, scratch)
     reasons.append(decisive)
+    if technique == "fine-tuning" and chosen.finetune_minutes > facts.budget_minutes:
+        extra = {**extra, "epochs": epochs_within_budget(chosen, facts)}
     if _upsamples(chosen, facts):
         warnings.append(
             f"{chosen.name} reads {chosen.input_size} px inputs but the images are about "
@@ -250,12 +267,14 @@ def recommend(candidates: Sequence[CandidateScores], facts: DataFacts, data: str
         "probe_accuracy": chosen.probe_accuracy,
         "finetune_minutes_estimate": round(chosen.finetune_minutes, 1),
         "budget_minutes": facts.budget_minutes,
+        "finetune_epochs": facts.finetune_epochs,
         "thresholds": {
             "very_few_per_class": VERY_FEW_PER_CLASS,
             "few_per_class": FEW_PER_CLASS,
             "near_similarity": NEAR_SIMILARITY,
             "probe_saturated": PROBE_SATURATED,
             "tie_tolerance": TIE_TOLERANCE,
+            "min_finetune_epochs": MIN_FINETUNE_EPOCHS,
         },
     }
     return Recommendation(

@@ -17,8 +17,10 @@ def _pct(probe: dict[str, Any] | None) -> str:
 LEGEND = (
     "LogME: log evidence per image, higher is better. Probes: cross-validated accuracy ± standard error. "
     "Similarity: 1 = the BatchNorm statistics of the pretraining data, 0 = as far off as noise. "
-    "ImageNet head: mean top-class probability, most frequent class. Fine-tune min: estimated for the full "
-    "train split and the fine-tuning preset's epochs on this machine."
+    "ImageNet head: mean top-class probability, most frequent class. img/s (inference) and train img/s: "
+    "batch 8, synthetic input, from CPU time on a CPU (what the cores give when not shared; wall-clock "
+    "figures are in advise.json). Fine-tune min: estimated for the full train split and the fine-tuning "
+    "preset's epochs."
 )
 
 
@@ -36,7 +38,7 @@ def advice_tables(report: dict[str, Any]) -> tuple[Table, Table]:
         scores.add_column(
             name, justify="left" if name in ("candidate", "ImageNet head") else "right", no_wrap=name == "candidate"
         )
-    for name in ("candidate", "params M", "GFLOPs", "img/s", "train MB", "fine-tune min"):
+    for name in ("candidate", "params M", "GFLOPs", "img/s", "train img/s", "train MB", "fine-tune min"):
         cost.add_column(name, justify="left" if name == "candidate" else "right", no_wrap=name == "candidate")
     ordered = sorted(report["candidates"], key=lambda c: ranking.index(c["name"]) if c["name"] in ranking else 99)
     for c in ordered:
@@ -61,6 +63,7 @@ def advice_tables(report: dict[str, Any]) -> tuple[Table, Table]:
             f"{k['parameters'] / 1e6:.1f}",
             f"{k['gflops']:.2f}",
             f"{k['images_per_s']:.0f}",
+            f"{k['train_images_per_s']:.0f}",
             f"{k['train_memory_mb']:.0f}",
             f"{k['finetune_minutes_estimate']:.0f}",
         )
