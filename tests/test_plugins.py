@@ -283,11 +283,10 @@ def test_cli_plugins_and_list(cli: Callable[..., subprocess.CompletedProcess[str
         assert plugins["medical"]["status"] == plugins["agriculture"]["status"] == "loaded"
         result = cli("list", "adapters", "agri*", "--json")  # a shell pattern
         assert result.returncode == 0, result.stderr
-        assert json.loads(result.stdout) == [{
-            "name": "agriculture/plantvillage",
-            "description": host_description("adapters", "agriculture/plantvillage"),
-            "plugin": "agriculture",
-        }]
+        assert json.loads(result.stdout) == [
+            {"name": name, "description": host_description("adapters", name), "plugin": "agriculture"}
+            for name in ("agriculture/aerial-tiles", "agriculture/plantvillage")
+        ]
 
 
 # -- real third-party distributions, installed with pip ----------------------------------------
