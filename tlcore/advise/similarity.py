@@ -17,6 +17,7 @@ Two measures, neither needing the pretraining data:
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -83,11 +84,16 @@ def head_confidence(features: np.ndarray, weight: np.ndarray, bias: np.ndarray, 
     )
 
 
+@functools.cache
+def _imagenet_names() -> Any:
+    from timm.data.imagenet_info import ImageNetInfo
+
+    return ImageNetInfo()
+
+
 def _imagenet_name(index: int) -> str:
     try:
-        from timm.data.imagenet_info import ImageNetInfo
-
-        return str(ImageNetInfo().index_to_description(index)).split(",")[0]
+        return str(_imagenet_names().index_to_description(index)).split(",")[0]
     except Exception:  # older timm without the class table: the index still identifies the class
         return f"imagenet class {index}"
 
