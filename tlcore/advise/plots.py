@@ -18,6 +18,7 @@ def plot_curves(curves: Sequence[dict[str, Any]], output: Path, title: str) -> l
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     paths = []
     for x_key, x_label, name in (
@@ -44,6 +45,12 @@ def plot_curves(curves: Sequence[dict[str, Any]], output: Path, title: str) -> l
                         color=colour,
                     )
         ax.set_xscale("log")
+        if x_key == "labelled_images":  # a few sizes: label them; times: plain decades
+            ticks = sorted({c[x_key] for c in curves})
+            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        else:
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(x_label)
         ax.set_ylabel("test accuracy")
         ax.set_title(title)
