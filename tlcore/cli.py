@@ -22,6 +22,8 @@ examples:
   tl predict runs/ft leaf1.jpg leaf2.jpg
   tl report runs/ft          (HTML: metrics, plots, Grad-CAM of errors)   tl explain runs/ft leaf1.jpg
   tl export runs/ft --format onnx
+  tl advise --data DIR        (which backbone; feature extraction or fine-tuning?)
+  tl compare --preset fine-tuning --data DIR   (learning curves: scratch vs transfer)
   tl list presets            tl list backbones lite        tl plugins
   tl plugin new derm         (an installable plugin skeleton; see docs/plugins/tutorial.md)
 
@@ -423,6 +425,10 @@ def build_parser() -> argparse.ArgumentParser:
     from tlcore.reports.commands import add_report_commands  # explain, report, export
 
     add_report_commands(sub)
+
+    from tlcore.advise.commands import add_advise_commands  # advise, compare
+
+    add_advise_commands(sub)
     return parser
 
 
