@@ -34,10 +34,11 @@ methods (each run on the same stratified, nested label subsets of train; val and
 every run starts with a cold feature cache, so wall-clock times are what a first run costs.
 
 defaults: --fractions 0.05,0.1,0.25,0.5,1.0, --repeats 1, the preset's epochs and image size, all of train.
-On 2 CPU cores, keep it affordable with e.g. --epochs 5 --image-size 160 --max-train 600.
+On 2 CPU cores, keep it affordable with --epochs, --image-size, --max-train and --methods: beans with
+--epochs 3 --image-size 128 --max-train 600 (15 runs) took 35 min on a busy 2-core machine.
 
 examples:
-  tl compare --preset fine-tuning --data ../shared/datasets/beans --epochs 5 --image-size 160
+  tl compare --preset fine-tuning --data ../shared/datasets/beans --epochs 3 --image-size 128 --max-train 600
   tl compare --preset fine-tuning --data DIR --fractions 0.1,1.0 --repeats 3 --methods scratch,fine-tuning
 """
 
@@ -170,7 +171,7 @@ def add_advise_commands(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train from scratch, with feature extraction and with a fine-tuning preset on growing "
         "fractions of the labels, and plot test accuracy against labelled images and against wall-clock time. "
-        "Writes compare.json, compare.csv, two PNG plots and a summary of the transfer gain at 10%% of the labels.",
+        "Writes compare.json, compare.csv, two PNG plots and a summary of the transfer gain at 10% of the labels.",
         epilog=COMPARE_EPILOG,
     )
     p.add_argument("--preset", required=True, help="a fine-tuning preset (tl list presets), e.g. fine-tuning")
