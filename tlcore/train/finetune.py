@@ -155,10 +155,12 @@ def fine_tune(
         batch_size = min(batch_size, len(train_set) // 2 * 2)
         if batch_size < 2:
             raise ConfigError("mixup/cutmix need at least 2 training images", "set mixup=0 cutmix=0")
-    # BatchNorm cannot train on one image: a last batch that would hold one is dropped too
-    # (one image of the epoch, a different one each epoch since the sampler reshuffles).
+    # BatchNorm cannot train on one image: with BatchNorm layers, a last batch that would hold one is
+    # dropped (a different image each epoch, as the sampler reshuffles). Models without BatchNorm keep
+    # it, so their schedule does not depend on how the data divide over processes.
     shard = math.ceil(len(train_set) / dist.world_size)
-    drop_last = use_mix or (shard > batch_size and shard % batch_size == 1)
+    has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    drop_last = use_mix or (has_bn and shard > batch_size and shard % batch_size == 1)
     steps_per_epoch = dist.steps_per_epoch(len(train_set), batch_size, drop_last=drop_last)
     total_steps = steps_per_epoch * config.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
