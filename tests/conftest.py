@@ -49,22 +49,9 @@ def write_image_folder(
 
 
 @pytest.fixture(scope="session", autouse=True)
-def isolated_tlcore_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def isolated_tlcore_env(tlcore_isolated_env: Path) -> Path:
     """One cache per test session (features, converted weights), never ~/.cache; no network attempts."""
-    cache = tmp_path_factory.mktemp("tlcore-cache")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("TLCORE_CACHE", str(cache))
-    mp.setenv("TLCORE_DATA", str(tmp_path_factory.mktemp("tlcore-data")))
-    mp.delenv("TLCORE_CATALOG", raising=False)
-    mp.setenv("HF_HUB_OFFLINE", "1")
-    try:
-        import huggingface_hub.constants as hf_constants
-
-        mp.setattr(hf_constants, "HF_HUB_OFFLINE", True)
-    except ImportError:  # pragma: no cover - huggingface_hub comes with timm
-        pass
-    yield cache
-    mp.undo()
+    return tlcore_isolated_env
 
 
 @pytest.fixture(scope="session", autouse=True)

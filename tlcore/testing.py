@@ -533,3 +533,25 @@ if _pytest is not None:
         ``def test_contract(tlcore_plugin_check): tlcore_plugin_check(tlcore_derm, name="derm")``
         """
         return functools.partial(check_plugin, workdir=tmp_path)
+
+    @_pytest.fixture(scope="session")
+    def tlcore_isolated_env(tmp_path_factory: _pytest.TempPathFactory) -> Iterator[Path]:
+        """Caches and catalogue downloads under a session temp folder, never ~/.cache, and no hub access.
+
+        Yields the cache folder. A plugin's conftest makes it apply to every test with
+        ``@pytest.fixture(scope="session", autouse=True)`` around it.
+        """
+        cache = tmp_path_factory.mktemp("tlcore-cache")
+        mp = _pytest.MonkeyPatch()
+        mp.setenv("TLCORE_CACHE", str(cache))
+        mp.setenv("TLCORE_DATA", str(tmp_path_factory.mktemp("tlcore-data")))
+        mp.delenv("TLCORE_CATALOG", raising=False)
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        try:  # huggingface_hub reads the variable once, at import
+            import huggingface_hub.constants as hf_constants
+
+            mp.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+        except ImportError:  # pragma: no cover - huggingface_hub comes with timm
+            pass
+        yield cache
+        mp.undo()

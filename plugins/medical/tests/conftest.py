@@ -14,20 +14,14 @@ from tlcore.plugins import PluginHost
 
 
 @pytest.fixture(scope="session", autouse=True)
-def isolated_tlcore_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Caches under a temporary folder, never ~/.cache; no hub downloads; one torch thread (shared machine)."""
+def isolated_tlcore_env(tlcore_isolated_env: Path) -> Iterator[None]:
+    """tlcore's isolated caches (no ~/.cache, no hub downloads), and one torch thread (shared machine)."""
     import torch
 
-    mp = pytest.MonkeyPatch()
-    mp.setenv("TLCORE_CACHE", str(tmp_path_factory.mktemp("tlcore-cache")))
-    mp.setenv("TLCORE_DATA", str(tmp_path_factory.mktemp("tlcore-data")))
-    mp.delenv("TLCORE_CATALOG", raising=False)
-    mp.setenv("HF_HUB_OFFLINE", "1")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-    mp.undo()
 
 
 @pytest.fixture
