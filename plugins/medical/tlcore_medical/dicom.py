@@ -13,7 +13,6 @@ patient column, so carved splits never share a patient.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,18 +148,7 @@ def groups_from_headers(splits: dict[str, list[Record]], option: str) -> tuple[d
 
 
 def detect(root: Path) -> bool:
-    if not root.is_dir():
-        return False
-    seen = 0
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in files:
-            if is_dicom(Path(folder) / name):
-                return True
-            seen += 1
-            if seen > 300:
-                return False
-    return False
+    return folders.has_file_among_first(root, is_dicom)
 
 
 def load(root: Path, options: Mapping[str, Any]) -> LabeledDataset:

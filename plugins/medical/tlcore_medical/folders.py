@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +19,25 @@ def files_under(folder: Path, accept: Callable[[Path], bool]) -> list[Path]:
         p for p in folder.rglob("*")
         if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts) and accept(p)
     )
+
+
+def has_file_among_first(root: Path, accept: Callable[[Path], bool], limit: int = 300) -> bool:
+    """Whether one of the first ``limit`` files under ``root`` (sorted walk, hidden folders skipped) is accepted.
+
+    Adapter ``detect()`` runs on every auto-detected ``--data``: a bounded look keeps it cheap on large trees.
+    """
+    if not root.is_dir():
+        return False
+    seen = 0
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            if accept(Path(folder) / name):
+                return True
+            seen += 1
+            if seen > limit:
+                return False
+    return False
 
 
 def split_folders(root: Path) -> dict[str, Path]:

@@ -15,7 +15,6 @@ negative when it holds none; slices in between are left out as ambiguous. Nearly
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -317,18 +316,7 @@ def _from_manifest(root: Path, options: Mapping[str, Any]) -> tuple[list[Volume]
 
 
 def detect(root: Path) -> bool:
-    if not root.is_dir():
-        return False
-    seen = 0
-    for _, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in files:
-            if is_nifti(Path(name)):
-                return True
-            seen += 1
-            if seen > 300:
-                return False
-    return False
+    return folders.has_file_among_first(root, is_nifti)
 
 
 def load(root: Path, options: Mapping[str, Any]) -> LabeledDataset:
