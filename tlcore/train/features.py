@@ -31,11 +31,12 @@ from tlcore.train.runtime import autocast, loader_options, progress
 def file_digest(path: str) -> str:
     """SHA-256 of a file's bytes; for a ``FILE::MEMBER`` record path, of FILE's digest plus MEMBER."""
     source = source_file(path)
-    if source == path:
-        return _bytes_digest(path)
     stat = os.stat(source)
+    digest = _memo_digest(source, stat.st_size, stat.st_mtime_ns)
+    if source == path:
+        return digest
     member = path[len(source) + len(MEMBER_SEPARATOR) :]
-    return hashlib.sha256(f"{_memo_digest(source, stat.st_size, stat.st_mtime_ns)}:{member}".encode()).hexdigest()
+    return hashlib.sha256(f"{digest}:{member}".encode()).hexdigest()
 
 
 def _bytes_digest(path: str) -> str:
@@ -46,9 +47,10 @@ def _bytes_digest(path: str) -> str:
     return digest.hexdigest()
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=1 << 16)
 def _memo_digest(path: str, size: int, mtime_ns: int) -> str:
-    # The slices of one volume share its file: hash it once (size and mtime say when it changed).
+    # A run hashes each file for the leakage check and again for the feature cache's key, and the
+    # slices of one volume share their file: hash it once (size and mtime say when it changed).
     return _bytes_digest(path)
 
 
