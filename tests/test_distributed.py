@@ -29,7 +29,7 @@ TINY_RUN = [
     "--set", "lr=0.005", "--set", "tta=false", "--set", "checkpoint=last", "--set", "augmentation=none",
     "--set", "drop_rate=0", "--set", "epochs=2", "--set", "image_size=32", "--set", "batch_size=8", "--quiet",
 ]  # fmt: skip
-TIMING_COLUMNS = {"seconds", "train_images_per_s"}
+TIMING_COLUMNS = {"seconds", "train_images_per_s", "elapsed_s"}
 
 
 def metrics_rows(run: Path) -> list[dict[str, float]]:

@@ -233,6 +233,9 @@ def test_fine_tuning_strategy_writes_metrics_and_model(
     assert report["strategy"] == strategy
     assert report["timing"]["epochs_run"] == 2
     frozen = [int(r["frozen_stages"]) for r in rows]
+    elapsed, seconds = [float(r["elapsed_s"]) for r in rows], [float(r["seconds"]) for r in rows]
+    # Counted from the run's start: epoch 1 also holds data checks, model building (and lp-ft's probe).
+    assert 0 < seconds[0] < elapsed[0] and elapsed[1] - elapsed[0] >= seconds[1]
     state = load_file(str(run / "model.safetensors"))
     reference = lite0_reference()
     backbone = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
@@ -310,6 +313,8 @@ def test_resume_continues_an_interrupted_run(small_folder: Path, tl: Tl, tmp_pat
     rows = read_metrics(run)
     assert [r["epoch"] for r in rows] == ["1", "2"]
     assert rows[0] == first[0]
+    # The clock continues from the stored history: the resumed process's setup and epoch 2 on top.
+    assert float(rows[1]["elapsed_s"]) > float(rows[0]["elapsed_s"]) + float(rows[1]["seconds"])
     report = read_report(run)
     assert report["config"]["epochs"] == 2
     assert report["timing"]["epochs_run"] == 2

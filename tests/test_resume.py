@@ -25,7 +25,7 @@ TINY_RUN = [
     "--set", "epochs=4", "--set", "image_size=32", "--set", "batch_size=8", "--quiet",
 ]  # fmt: skip
 #: Columns that measure the machine, not the model.
-TIMING_COLUMNS = {"seconds", "train_images_per_s"}
+TIMING_COLUMNS = {"seconds", "train_images_per_s", "elapsed_s"}
 
 #: Runs ``tl`` with ImageDataset patched so that, a few images into the epoch after the first checkpoint,
 #: it touches a marker and waits: the test then kills it with SIGKILL, in the middle of that epoch.
@@ -133,6 +133,9 @@ def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run(
     assert code == 0, err
     assert "resuming after epoch 1" in err
     resumed, uninterrupted = metrics_rows(run), metrics_rows(reference)
+    with (run / "metrics.csv").open(newline="") as fh:
+        elapsed = [float(row["elapsed_s"]) for row in csv.DictReader(fh)]
+    assert elapsed[0] > 0 and elapsed == sorted(set(elapsed))  # rising: the clock survives the kill
     assert [r["epoch"] for r in resumed] == [1, 2, 3, 4]
     for a, b in zip(resumed, uninterrupted, strict=True):
         assert a == pytest.approx(b, rel=1e-5, abs=1e-6)

@@ -133,10 +133,13 @@ def fine_tune(
     resume: bool = False,
     workers: int = 0,
     objective: Objective | None = None,
+    run_started: float | None = None,
 ) -> FitResult:
     """Train ``model`` on ``train_set``; the best epoch's weights end up in ``run_dir/best.safetensors``.
 
     ``objective`` gives the task's loss, activation, metrics and monitor (default: classification).
+    ``run_started`` is the ``time.perf_counter()`` at which the whole run began (data preparation and a
+    linear probe included); each history row's ``elapsed_s`` counts from it (default: from this call).
     """
     from safetensors.torch import load_file
 
@@ -198,6 +201,8 @@ def fine_tune(
     # Compiled for the training steps only; evaluation runs the eager module (no eval-mode recompile).
     step_models = distributed.StepModule(model, dist, config.compile)
     t_start = time.perf_counter() - sum(h.get("seconds", 0.0) for h in result.history)
+    # A resumed run continues the clock of the stored history (time lost to the interruption not counted).
+    clock_origin = (time.perf_counter() if run_started is None else run_started) - _elapsed(result.history)
     with progress(config.progress) as bar:
         epoch_task = bar.add_task("fine-tuning", total=config.epochs, completed=start_epoch, info="")
         for epoch in range(start_epoch, config.epochs):
@@ -266,6 +271,7 @@ def fine_tune(
                 "frozen_stages": frozen,
                 "train_images_per_s": seen / train_seconds,
                 "seconds": time.perf_counter() - t0,
+                "elapsed_s": time.perf_counter() - clock_origin,  # since the run began: time to accuracy
             }
             result.history.append(row)
             result.images_seen += seen
@@ -294,6 +300,14 @@ def fine_tune(
     else:
         model.load_state_dict(load_file(str(run_dir / BEST)))
     return result
+
+
+def _elapsed(history: list[dict[str, Any]]) -> float:
+    """Run seconds at the last stored epoch; histories from before ``elapsed_s`` sum their epochs."""
+    if not history:
+        return 0.0
+    last = history[-1].get("elapsed_s")
+    return float(last) if last is not None else float(sum(h.get("seconds", 0.0) for h in history))
 
 
 def _checkpoint(
