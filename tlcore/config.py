@@ -93,6 +93,15 @@ class RunConfig(BaseModel):
     num_workers: int | None = Field(None, ge=0, description="DataLoader workers; default 0 on CPU, most cores on GPU")
     compile: bool = Field(False, description="torch.compile the model for fine-tuning (pays off on GPUs)")
     cache_dir: str | None = Field(None, description="feature cache; default ~/.cache/tlcore/features")
+    decode_cache: bool = Field(
+        True,
+        description="fine-tuning: decode each image once into a memory-mapped uint8 cache, shrunk to "
+        "decode_cache_size (used when the reader's output is uint8 and the disk has room)",
+    )
+    decode_cache_size: int | None = Field(
+        None, ge=16, description="short side of cached images; default 1.5x the eval resize (384 px for 224 models)"
+    )
+    decode_cache_dir: str | None = Field(None, description="decoded-image cache; default ~/.cache/tlcore/decoded")
     progress: bool = True
 
 

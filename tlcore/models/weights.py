@@ -103,7 +103,8 @@ def to_timm_safetensors(path: Path, timm_name: str, remap: bool = False) -> Path
     if out.exists():
         return out
     state = _load_untrusted(path)
-    reference = timm.create_model(timm_name, pretrained=False)
+    with torch.random.fork_rng(devices=[]):  # a first-time conversion must not move the run's random stream
+        reference = timm.create_model(timm_name, pretrained=False)
     if remap:
         try:
             state = remap_state_dict(state, reference)

@@ -101,7 +101,14 @@ class Context:
         shard = copy.copy(dataset)  # same transform and normalisation, every world_size-th record
         shard.records = dataset.records[self.rank :: self.world_size]
         local = (
-            predict(DataLoader(shard, batch_size=loader.batch_size, num_workers=loader.num_workers))
+            predict(
+                DataLoader(
+                    shard,
+                    batch_size=loader.batch_size,
+                    num_workers=loader.num_workers,
+                    generator=torch.Generator(),
+                )
+            )
             if shard.records
             else None
         )

@@ -118,7 +118,15 @@ def compute_features(
     show_progress: bool = True,
 ) -> np.ndarray:
     model.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, **loader_options(num_workers, device))
+    # Its own generator: iterating a loader draws a seed, and a cache hit (no loader) must leave the
+    # global random stream where a miss leaves it, or a rerun with warm caches trains differently.
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        generator=torch.Generator(),
+        **loader_options(num_workers, device),
+    )
     out: list[np.ndarray] = []
     with progress(show_progress) as bar:
         task = bar.add_task(label, total=len(dataset), info="")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ import tlcore
 from tlcore import io_atomic
 from tlcore.config import RunConfig
 from tlcore.data.dataset import ImageDataset, as_model_input, channel_stats
+from tlcore.data.decoded_cache import decoded_reader, reader_identity
 from tlcore.data.prepare import PreparedData, prepare_data
 from tlcore.errors import ConfigError, DataError
 from tlcore.metrics.intervals import multilabel_intervals
@@ -87,6 +89,35 @@ class Pipeline:
                 "use head=linear or head=mlp with fine-tuning, or technique=feature-extraction",
             )
         self.num_features = feature_dim(self.backbone)
+        self.reader = data.dataset.reader  # replaced by the decoded-image cache when that is in use
+        self.decoded: dict[str, Any] | None = None
+
+    def use_decoded_cache(self, records: list[Record]) -> dict[str, Any] | None:
+        """Read ``records`` from the memory-mapped decoded-image cache (built on first use).
+
+        Returns what the report records about it, or None when the reader's output cannot be cached."""
+        short_side = self.config.decode_cache_size or round(1.5 * max(self.pre.input_size) / self.pre.crop_pct)
+        root = Path(self.config.decode_cache_dir) if self.config.decode_cache_dir else cache_root() / "decoded"
+        start = time.perf_counter()
+        cached = decoded_reader(
+            records,
+            self.data.dataset.reader,
+            root,
+            short_side,
+            self.workers or min(4, os.cpu_count() or 1),
+            self.config.progress,
+        )
+        if cached is None:
+            return None
+        self.reader = cached
+        self.decoded = {
+            "short_side": short_side,
+            "images": len(cached.rows),
+            "mib": round(cached.nbytes / 2**20, 1),
+            "folder": str(cached.folder),
+            "seconds": time.perf_counter() - start,
+        }
+        return self.decoded
 
     def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...], float]:
         """Band statistics of the train split for non-uint8 data, else the weights' mean/std (0-1 pixels)."""
@@ -96,13 +127,14 @@ class Pipeline:
 
     def dataset(self, records: list[Record], train: bool = False) -> ImageDataset:
         transform = self.train_transform if train else self.eval_transform
-        return ImageDataset(records, self.data.dataset.reader, transform, *self.normalization())
+        return ImageDataset(records, self.reader, transform, *self.normalization())
 
     def loader(self, records: list[Record]) -> DataLoader[Any]:
         return DataLoader(
             self.dataset(records),
             batch_size=self.config.batch_size * 2,
             shuffle=False,
+            generator=torch.Generator(),  # evaluation leaves the run's random stream alone
             **loader_options(self.workers, self.device),
         )
 
@@ -117,7 +149,9 @@ class Pipeline:
                 "preprocessing": self.pre.as_dict(),
                 "in_chans": self.in_chans,
                 "transform": repr(self.eval_transform),
-                "reader": getattr(self.data.dataset.reader, "__qualname__", repr(self.data.dataset.reader)),
+                "reader": reader_identity(self.data.dataset.reader) or repr(self.data.dataset.reader),
+                # images shrunk once into the decoded cache differ (slightly) from ones decoded each time
+                **({"decoded_short_side": self.decoded["short_side"]} if self.decoded else {}),
                 "precision": "bf16" if self.device.type == "cuda" else "fp32",
                 # only when set, so caches of uint8 datasets keep their keys
                 **({"input_stats": self.input_stats} if self.input_stats is not None else {}),
@@ -303,6 +337,11 @@ def run_training(
         head = pipe.new_head()
         model = TransferModel(pipe.backbone, head)
         resuming = resume and (run_dir / "checkpoint_state.pt").exists()
+        # Fine-tuning decodes every image once per epoch: decode once into the cache instead.
+        every = [r for name in ("train", "val", "test") for r in splits[name]]
+        extra["decoded_cache"] = pipe.use_decoded_cache(every) if config.decode_cache else None
+        if extra["decoded_cache"] is not None:
+            timing["decode_cache_s"] = extra["decoded_cache"]["seconds"]
         if config.strategy == "lp-ft" and not resuming:
             # Linear probe first (on cached features), so fine-tuning starts from a good head and
             # the pretrained features are not distorted by a random one (Kumar et al., 2022).
@@ -385,8 +424,15 @@ def run_training(
         # Binary: a threshold chosen on val and applied to test; all: bootstrap intervals of test metrics.
         report.update(
             evaluation_sections(
-                y["val"], val_proba, y["test"], test_proba, classes,
-                config.operating_point, config.positive_class, config.bootstrap, config.seed,
+                y["val"],
+                val_proba,
+                y["test"],
+                test_proba,
+                classes,
+                config.operating_point,
+                config.positive_class,
+                config.bootstrap,
+                config.seed,
             )
         )
     elif prepared.dataset.task == "multilabel" and test_proba is not None and config.bootstrap:
