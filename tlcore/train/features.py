@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 
 from tlcore import io_atomic
 from tlcore.data.dataset import ImageDataset
+from tlcore.models.inference import FoldedInference
 from tlcore.specs import MEMBER_SEPARATOR, Record, source_file
 from tlcore.train.runtime import autocast, loader_options, progress
 
@@ -128,11 +129,12 @@ def compute_features(
         **loader_options(num_workers, device),
     )
     out: list[np.ndarray] = []
+    forward = FoldedInference(model)  # BatchNorm folded into the convolutions, once verified on batch one
     with progress(show_progress) as bar:
         task = bar.add_task(label, total=len(dataset), info="")
         for x, _ in loader:
             with autocast(device):
-                f = model(dataset.normalize(x, device))
+                f = forward(dataset.normalize(x, device))
             out.append(f.float().cpu().numpy())
             bar.advance(task, len(x))
     return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
