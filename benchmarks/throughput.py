@@ -9,7 +9,8 @@ For each model it measures, on the same device and the same image files:
   a user would otherwise write. Same precision settings as ``synthetic`` eager.
 * ``tlcore``: tlcore's own code path: ``fine_tune`` (one epoch, strategy ``full``) and
   ``FeatureCache.extract`` (cold cache), with its albumentations pipeline, uint8 batches,
-  on-device normalisation and channels_last.
+  on-device normalisation and channels_last; then both again reading the decoded-image cache
+  (``train_decoded_cache``, ``infer_decoded_cache``; its one-off build time is reported apart).
 
 Training throughput counts optimizer steps on full batches; the first batches (warm-up, worker
 start, cudnn autotuning) are excluded by timing a fixed number of steps after ``--warmup`` steps for
@@ -201,6 +202,7 @@ def tlcore_paths(
     val = prepared.dataset.splits["val"][: bs * 2]
     out: dict[str, float] = {"workers": float(pipe.workers)}
     with tempfile.TemporaryDirectory() as tmp:
+        config.decode_cache_dir = str(Path(tmp) / "decoded")  # a cold decoded-image cache
         model = prepare_model(TransferModel(pipe.backbone, pipe.new_head()), pipe.device)
         val_targets = np.array([r.target for r in val])
         fit = fine_tune(
@@ -222,6 +224,34 @@ def tlcore_paths(
         ds = pipe.dataset(records)
         result = cache.extract(pipe.backbone, records, ds, pipe.device, infer_bs, pipe.workers, show_progress=False)
         out["infer"] = len(records) / result.seconds
+
+        # The same again, reading the decoded-image cache (what `tl train` does for fine-tuning):
+        # building it is timed on its own; the epochs then decode nothing.
+        decoded = pipe.use_decoded_cache(records + val)
+        if decoded is None:
+            raise RuntimeError("the decoded-image cache was not used (reader or disk space)")
+        out["decode_cache_build_s"] = decoded["seconds"]
+        out["decode_cache_mib"] = decoded["mib"]
+        (Path(tmp) / "cached").mkdir()
+        model = prepare_model(TransferModel(pipe.backbone, pipe.new_head()), pipe.device)
+        fit = fine_tune(
+            model,
+            stage_groups(pipe.backbone),
+            pipe.dataset(records, train=True),
+            pipe.loader(val),
+            val_targets,
+            prepared.dataset.classes,
+            config,
+            pipe.device,
+            Path(tmp) / "cached",
+            workers=pipe.workers,
+        )
+        out["train_decoded_cache"] = fit.history[-1]["train_images_per_s"]
+        cache = FeatureCache(Path(tmp) / "features-cached", {"bench": time.time()})
+        result = cache.extract(
+            pipe.backbone, records, pipe.dataset(records), pipe.device, infer_bs, pipe.workers, show_progress=False
+        )
+        out["infer_decoded_cache"] = len(records) / result.seconds
     return out
 
 
@@ -296,6 +326,11 @@ def main() -> None:
             "train_tlcore_vs_synthetic": row["tlcore"]["train"] / ceiling_train,
             "infer_tlcore_vs_plain_loader": row["tlcore"]["infer"] / row["plain_loader"]["infer"],
             "infer_tlcore_vs_synthetic": row["tlcore"]["infer"] / row["synthetic"]["infer"],
+            "train_decoded_cache_vs_plain_loader": row["tlcore"].get("train_decoded_cache", float("nan"))
+            / row["plain_loader"]["train"],
+            "train_decoded_cache_vs_synthetic": row["tlcore"].get("train_decoded_cache", float("nan")) / ceiling_train,
+            "infer_decoded_cache_vs_plain_loader": row["tlcore"].get("infer_decoded_cache", float("nan"))
+            / row["plain_loader"]["infer"],
         }
         print(name, "ratios", json.dumps(row["ratios"]), flush=True)
         results["models"][name] = row
