@@ -130,7 +130,8 @@ def run_tlcore(
     side: dict[str, Any] = {"command": shlex.join(cmd), "total_wall_s": wall, "stopped_by": stopped_by}
     if stopped_by == "finished" and proc.returncode != 0:
         side["stopped_by"] = "error"
-        side["error"] = log.read_text()[-2000:]
+    if side["stopped_by"] != "finished":
+        side["log_tail"] = log.read_text(errors="replace")[-2000:]
     saved = yaml.safe_load((run_dir / "config.yaml").read_text()) if (run_dir / "config.yaml").is_file() else {}
     if "started" not in saved:
         side.update(epochs=[], time_to_target_s=None)
@@ -307,6 +308,18 @@ def run_plain(host: Any, config: RunConfig, splits: dict[str, list[Record]], k: 
     }
 
 
+def _git_version() -> str | None:
+    """The tlcore commit the tlcore side ran (``-dirty``: with uncommitted edits in the working tree)."""
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip()
+
+
 # -- CLI ----------------------------------------------------------------------------------------
 
 
@@ -371,6 +384,7 @@ def main() -> None:
             "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         },
         "command": shlex.join([sys.executable, *sys.argv]),
+        "tlcore_git": _git_version(),
         "data": args.data,
         "preset": args.preset,
         "sets": sets,
