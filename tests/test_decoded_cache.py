@@ -147,9 +147,9 @@ def test_no_room_on_disk_skips_the_cache_with_a_warning(
     assert "decoded-image cache skipped" in capsys.readouterr().err
 
 
-def test_the_reader_pickles_without_its_memory_map_and_builds_with_workers(tmp_path: Path) -> None:
+def test_the_reader_pickles_without_its_memory_map_and_builds_on_threads(tmp_path: Path) -> None:
     records = _write(tmp_path / "images")
-    cached = decoded_reader(records, read_rgb, tmp_path / "cache", 64, workers=2, show_progress=False)
+    cached = decoded_reader(records, read_rgb, tmp_path / "cache", 64, threads=2, show_progress=False)
     assert cached is not None
     cached(records[0].path)  # opens the map
     assert cached._pixels is not None

@@ -139,11 +139,6 @@ def reseed_worker(worker_id: int) -> None:
         if transform is not None and hasattr(transform, "set_random_seed"):
             transform.set_random_seed(seed)
         np.random.seed(seed)
-        # One thread per worker: N workers x all-core OpenCV/torch pools oversubscribe the CPU.
-        torch.set_num_threads(1)
-        try:
-            import cv2
-
-            cv2.setNumThreads(1)
-        except ImportError:
-            pass
+        # torch's worker loop already runs one torch thread per worker; OpenCV is made single-threaded
+        # in the parent before the workers fork (runtime.loader_options): calling into an OpenCV
+        # thread pool inherited through fork can deadlock, as cv2.setNumThreads here did.

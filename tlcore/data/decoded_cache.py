@@ -16,21 +16,21 @@ lambdas) are decoded as before.
 
 from __future__ import annotations
 
+import collections
 import functools
 import hashlib
 import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, Dataset
 
 from tlcore.data.dataset import as_model_input
 from tlcore.specs import Record
@@ -122,27 +122,33 @@ def _grey_as_one_channel(image: np.ndarray) -> np.ndarray:
     return image
 
 
-class _Decode(Dataset[tuple[int, np.ndarray, int]]):
-    def __init__(self, paths: Sequence[str], reader: Callable[[str], np.ndarray], short_side: int) -> None:
-        self.paths, self.reader, self.short_side = paths, reader, short_side
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> tuple[int, np.ndarray, int]:
-        image = as_model_input(self.reader(self.paths[index]))
-        if image.dtype != np.uint8:
-            return index, image, image.shape[2]
-        return index, _grey_as_one_channel(shrink(image, self.short_side)), image.shape[2]
+def _decode(reader: Callable[[str], np.ndarray], path: str, short_side: int) -> tuple[np.ndarray, int]:
+    """The array to store and the channel count the reader returns."""
+    image = as_model_input(reader(path))
+    if image.dtype != np.uint8:
+        return image, image.shape[2]
+    return _grey_as_one_channel(shrink(image, short_side)), image.shape[2]
 
 
-def _as_is(item: Any) -> Any:
-    return item  # keep numpy arrays (the default collate would wrap them in tensors)
+def _in_order(
+    work: Callable[[str], tuple[np.ndarray, int]], paths: Sequence[str], threads: int
+) -> Iterator[tuple[np.ndarray, int]]:
+    """``map(work, paths)`` on ``threads`` threads, in order, with a bounded number of images in flight.
 
-
-def _one_thread(worker_id: int) -> None:
-    cv2.setNumThreads(1)
-    torch.set_num_threads(1)
+    Threads, not worker processes: decoding and resizing release the GIL, and a forked process that
+    inherits OpenCV's thread pool can deadlock.
+    """
+    if threads <= 1:
+        yield from map(work, paths)
+        return
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tlcore-decode") as pool:
+        pending: collections.deque[Future[tuple[np.ndarray, int]]] = collections.deque()
+        for path in paths:
+            pending.append(pool.submit(work, path))
+            if len(pending) >= 4 * threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _open(folder: Path, fallback: Callable[[str], np.ndarray]) -> DecodedReader | None:
@@ -165,7 +171,7 @@ def decoded_reader(
     reader: Callable[[str], np.ndarray],
     root: Path,
     short_side: int,
-    workers: int = 0,
+    threads: int = 1,
     show_progress: bool = True,
     label: str = "decoding",
 ) -> DecodedReader | None:
@@ -209,20 +215,11 @@ def decoded_reader(
     offset = 0
     mixed = False
     start = time.perf_counter()
-    loader = DataLoader(
-        _Decode(paths, reader, short_side),
-        batch_size=None,  # one image at a time, in order
-        collate_fn=_as_is,
-        generator=torch.Generator(),  # its own seed: building the cache must not move the run's random stream
-        num_workers=workers,
-        worker_init_fn=_one_thread if workers else None,
-        prefetch_factor=8 if workers else None,
-    )
+    decoded = _in_order(functools.partial(_decode, reader, short_side=short_side), paths, threads)
     try:
         with open(tmp / PIXELS, "wb") as out, progress(show_progress) as bar:
             task = bar.add_task(label, total=len(paths), info="")
-            for _, image, channels in loader:
-                array = np.asarray(image)
+            for array, channels in decoded:
                 if array.dtype != np.uint8:
                     mixed = True  # float images among uint8 ones: leave them to the reader
                     break

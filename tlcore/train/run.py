@@ -104,7 +104,7 @@ class Pipeline:
             self.data.dataset.reader,
             root,
             short_side,
-            self.workers or min(4, os.cpu_count() or 1),
+            os.cpu_count() or 1,  # threads: decoding is all the machine does meanwhile
             self.config.progress,
         )
         if cached is None:

@@ -56,6 +56,11 @@ def loader_options(workers: int, device: torch.device) -> dict[str, Any]:
     options: dict[str, Any] = {"num_workers": workers, "pin_memory": device.type == "cuda"}
     if workers:
         options.update(prefetch_factor=4, persistent_workers=False)
+        # N workers x an all-core OpenCV pool oversubscribe the CPU, and a worker that calls into a
+        # pool inherited through fork can deadlock: workers get single-threaded OpenCV from the start.
+        import cv2
+
+        cv2.setNumThreads(1)
     return options
 
 
