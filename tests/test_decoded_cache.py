@@ -193,3 +193,21 @@ def test_cold_and_warm_caches_give_the_same_run(
     assert "feature_cache_hits" not in cold["timing"] and warm["timing"]["feature_cache_hits"] == ["train", "val"]
     assert warm["training"]["decoded_cache"]["folder"] == cold["training"]["decoded_cache"]["folder"]
     assert cold["val"] == warm["val"] and cold["test"] == warm["test"]
+
+
+def test_large_jpegs_decode_at_a_reduced_scale_that_still_covers_the_short_side(tmp_path: Path) -> None:
+    from tlcore.data.images import read_image
+
+    rng = np.random.default_rng(3)
+    smooth = np.kron(rng.integers(0, 256, (20, 27, 3), dtype=np.uint8), np.ones((30, 30, 1), np.uint8))[:, :800]
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(smooth).save(path, quality=95)  # 600 x 800
+    assert read_image(str(path)).shape == (600, 800, 3)
+    assert read_image(str(path), min_side=150).shape == (150, 200, 3)  # the DCT's 1/4 scale
+    assert read_image(str(path), min_side=151).shape == (300, 400, 3)  # 1/4 would fall short: 1/2
+    assert read_image(str(path), min_side=1000).shape == (600, 800, 3)  # never enlarged
+    cached = decoded_reader([Record(str(path), 0)], read_rgb, tmp_path / "cache", 150, show_progress=False)
+    assert cached is not None
+    full = shrink(read_image(str(path)), 150).astype(float)
+    got = cached(str(path))
+    assert got.shape == (150, 200, 3) and np.abs(got - full).mean() < 3.0  # grey levels, out of 255

@@ -33,7 +33,8 @@ import cv2
 import numpy as np
 
 from tlcore.data.dataset import as_model_input
-from tlcore.specs import Record
+from tlcore.data.images import read_image
+from tlcore.specs import Record, read_rgb
 from tlcore.train.features import content_key
 from tlcore.train.runtime import console, progress
 
@@ -124,7 +125,8 @@ def _grey_as_one_channel(image: np.ndarray) -> np.ndarray:
 
 def _decode(reader: Callable[[str], np.ndarray], path: str, short_side: int) -> tuple[np.ndarray, int]:
     """The array to store and the channel count the reader returns."""
-    image = as_model_input(reader(path))
+    # The default reader may decode a JPEG at a reduced scale that still covers the short side.
+    image = as_model_input(read_image(path, 3, min_side=short_side) if reader is read_rgb else reader(path))
     if image.dtype != np.uint8:
         return image, image.shape[2]
     return _grey_as_one_channel(shrink(image, short_side)), image.shape[2]
