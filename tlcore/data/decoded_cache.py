@@ -86,10 +86,10 @@ class DecodedReader:
     """
 
     folder: Path
-    rows: dict[str, int]
-    offsets: list[int]
-    shapes: list[tuple[int, int, int, int]]  # height, width, channels stored, channels returned
-    fallback: Callable[[str], np.ndarray]
+    rows: dict[str, int] = field(repr=False)
+    offsets: list[int] = field(repr=False)
+    shapes: list[tuple[int, int, int, int]] = field(repr=False)  # height, width, channels stored, returned
+    fallback: Callable[[str], np.ndarray] = field(repr=False)
     _pixels: np.memmap | None = field(default=None, repr=False)
 
     def __call__(self, path: str) -> np.ndarray:
@@ -109,8 +109,10 @@ class DecodedReader:
 
     @property
     def nbytes(self) -> int:
+        if not self.shapes:
+            return 0
         h, w, c, _ = self.shapes[-1]
-        return self.offsets[-1] + h * w * c if self.shapes else 0
+        return self.offsets[-1] + h * w * c
 
 
 def _grey_as_one_channel(image: np.ndarray) -> np.ndarray:
@@ -205,7 +207,7 @@ def decoded_reader(
     if free < estimate * 1.2 + DISK_MARGIN:
         console.print(
             f"[yellow]decoded-image cache skipped: it needs about {estimate / 2**30:.1f} GiB and {root} "
-            f"has {free / 2**30:.1f} GiB free (set decode_cache_dir, or decode_cache=off to silence this)"
+            f"has {free / 2**30:.1f} GiB free (set decode_cache_dir, or decode_cache=false to silence this)"
         )
         return None
 
