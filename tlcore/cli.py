@@ -429,6 +429,10 @@ def build_parser() -> argparse.ArgumentParser:
     from tlcore.advise.commands import add_advise_commands  # advise, compare
 
     add_advise_commands(sub)
+
+    from tlcore.cache_command import add_cache_command
+
+    add_cache_command(sub)
     return parser
 
 
