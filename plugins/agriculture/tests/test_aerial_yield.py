@@ -28,7 +28,9 @@ def test_learns_yield_from_ndvi(host: PluginHost, tmp_path: Path, tiles: Callabl
     overrides = {
         "adapter_options": {"bands": ["blue", "green", "red", "nir", "rededge"], "indices": ["ndvi"]},
         "image_size": 64,  # not the preset's 224: seconds per epoch on one thread
-        "epochs": 10,
+        # 10 epochs gave test R2 0.43-0.66 over seeds 0-3 (the bar below held by luck of the random
+        # stream); 20 give 0.78-0.82 on the same seeds.
+        "epochs": 20,
         "batch_size": 8,
         "val_fraction": 0.2,
         "progress": False,
