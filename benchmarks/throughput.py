@@ -201,10 +201,12 @@ def tlcore_paths(
     records = (train * (images // len(train) + 1))[:images]
     val = prepared.dataset.splits["val"][: bs * 2]
     out: dict[str, float] = {"workers": float(pipe.workers)}
-    with tempfile.TemporaryDirectory() as tmp:
-        config.decode_cache_dir = str(Path(tmp) / "decoded")  # a cold decoded-image cache
+    val_targets = np.array([r.target for r in val])
+
+    def epochs_then_features(run_dir: Path) -> tuple[float, float, float]:
+        """Images/s of the last and first fine-tuning epochs, then of a cold feature extraction."""
+        run_dir.mkdir()
         model = prepare_model(TransferModel(pipe.backbone, pipe.new_head()), pipe.device)
-        val_targets = np.array([r.target for r in val])
         fit = fine_tune(
             model,
             stage_groups(pipe.backbone),
@@ -214,17 +216,21 @@ def tlcore_paths(
             prepared.dataset.classes,
             config,
             pipe.device,
-            Path(tmp),
+            run_dir,
             workers=pipe.workers,
         )
-        out["train"] = fit.history[-1]["train_images_per_s"]
-        out["train_first_epoch"] = fit.history[0]["train_images_per_s"]
-        cache = FeatureCache(Path(tmp) / "features", {"bench": time.time()})
-        infer_bs = bs * 2
+        cache = FeatureCache(run_dir / "features", {"bench": time.time()})
         ds = pipe.dataset(records)
-        result = cache.extract(pipe.backbone, records, ds, pipe.device, infer_bs, pipe.workers, show_progress=False)
-        out["infer"] = len(records) / result.seconds
+        result = cache.extract(pipe.backbone, records, ds, pipe.device, bs * 2, pipe.workers, show_progress=False)
+        return (
+            fit.history[-1]["train_images_per_s"],
+            fit.history[0]["train_images_per_s"],
+            len(records) / result.seconds,
+        )
 
+    with tempfile.TemporaryDirectory() as tmp:
+        config.decode_cache_dir = str(Path(tmp) / "decoded")  # a cold decoded-image cache
+        out["train"], out["train_first_epoch"], out["infer"] = epochs_then_features(Path(tmp) / "files")
         # The same again, reading the decoded-image cache (what `tl train` does for fine-tuning):
         # building it is timed on its own; the epochs then decode nothing.
         decoded = pipe.use_decoded_cache(records + val)
@@ -232,26 +238,7 @@ def tlcore_paths(
             raise RuntimeError("the decoded-image cache was not used (reader or disk space)")
         out["decode_cache_build_s"] = decoded["seconds"]
         out["decode_cache_mib"] = decoded["mib"]
-        (Path(tmp) / "cached").mkdir()
-        model = prepare_model(TransferModel(pipe.backbone, pipe.new_head()), pipe.device)
-        fit = fine_tune(
-            model,
-            stage_groups(pipe.backbone),
-            pipe.dataset(records, train=True),
-            pipe.loader(val),
-            val_targets,
-            prepared.dataset.classes,
-            config,
-            pipe.device,
-            Path(tmp) / "cached",
-            workers=pipe.workers,
-        )
-        out["train_decoded_cache"] = fit.history[-1]["train_images_per_s"]
-        cache = FeatureCache(Path(tmp) / "features-cached", {"bench": time.time()})
-        result = cache.extract(
-            pipe.backbone, records, pipe.dataset(records), pipe.device, infer_bs, pipe.workers, show_progress=False
-        )
-        out["infer_decoded_cache"] = len(records) / result.seconds
+        out["train_decoded_cache"], _, out["infer_decoded_cache"] = epochs_then_features(Path(tmp) / "cached")
     return out
 
 
