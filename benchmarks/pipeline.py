@@ -33,34 +33,15 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from plain_baseline import PathDataset, plain_transforms
 
 from tlcore.config import RunConfig
 from tlcore.data.prepare import prepare_data
 from tlcore.plugins import PluginHost
 from tlcore.specs import Record
 from tlcore.train.run import Pipeline
-
-
-class PlainFiles(Dataset[tuple[torch.Tensor, int]]):
-    def __init__(self, records: list[Record], size: int) -> None:
-        from torchvision import transforms
-
-        self.records = records
-        self.transform = transforms.Compose(
-            [
-                transforms.RandomResizedCrop(size),
-                transforms.RandomHorizontalFlip(),
-                transforms.ToTensor(),
-                transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-            ]
-        )
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        with Image.open(self.records[i].path) as img:
-            return self.transform(img.convert("RGB")), int(self.records[i].target)  # type: ignore[arg-type]
 
 
 def _rate(dataset: Dataset[Any], batch_size: int) -> float:
@@ -91,8 +72,9 @@ def measure(host: PluginHost, data: str, records: list[Record], batch_size: int,
     with Image.open(records[0].path) as img:
         row: dict[str, Any] = {"image_size": list(img.size), "images": len(records)}
     size = pipe.pre.input_size[0]
-    _rate(PlainFiles(records[:batch_size], size), batch_size)  # warm the OS file cache and imports
-    row["plain_images_per_s"] = _rate(PlainFiles(records, size), batch_size)
+    plain_train, _ = plain_transforms(size)
+    _rate(PathDataset(records[:batch_size], plain_train), batch_size)  # warm the OS file cache and imports
+    row["plain_images_per_s"] = _rate(PathDataset(records, plain_train), batch_size)
     row["tlcore_files_images_per_s"] = _rate(pipe.dataset(records, train=True), batch_size)
     decoded = pipe.use_decoded_cache(records)
     assert decoded is not None, "the decoded-image cache was not used"

@@ -37,8 +37,10 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import timm
+from plain_baseline import plain_transforms
 
 from tlcore.config import RunConfig
 from tlcore.train.runtime import autocast
@@ -126,25 +128,9 @@ def plain_loader(
     name: str, device: torch.device, data: Path, size: int, bs: int, steps: int, warmup: int, workers: int, repeat: int
 ) -> dict[str, float]:
     from torch.utils.data import DataLoader
-    from torchvision import datasets, transforms
+    from torchvision import datasets
 
-    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-    train_tf = transforms.Compose(
-        [
-            transforms.RandomResizedCrop(size),
-            transforms.RandomHorizontalFlip(),
-            transforms.ToTensor(),
-            transforms.Normalize(mean, std),
-        ]
-    )
-    eval_tf = transforms.Compose(
-        [
-            transforms.Resize(int(size / 0.875)),
-            transforms.CenterCrop(size),
-            transforms.ToTensor(),
-            transforms.Normalize(mean, std),
-        ]
-    )
+    train_tf, eval_tf = plain_transforms(size)
     cl = device.type == "cuda"
     out: dict[str, float] = {}
     for key, tf, batch in (("train", train_tf, bs), ("infer", eval_tf, bs * 2)):

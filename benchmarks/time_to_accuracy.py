@@ -55,13 +55,14 @@ import timm
 import torch
 import torchvision
 import yaml
-from PIL import Image
 from timm.data.config import resolve_data_config
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
-from torchvision import transforms
+from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from plain_baseline import PathDataset, plain_transforms
 
 from tlcore.config import RunConfig, build_config, parse_overrides, preset_settings
 from tlcore.specs import Record
@@ -189,22 +190,6 @@ def run_tlcore(
 # -- plain: timm + torchvision + a hand-written loop, in this process --------------------------
 
 
-class PathDataset(Dataset[tuple[torch.Tensor, int]]):
-    """Images from a list of records (path, class index), decoded with PIL."""
-
-    def __init__(self, records: list[Record], transform: Any) -> None:
-        self.items = [(r.path, int(cast(int, r.target))) for r in records]
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        path, target = self.items[i]
-        with Image.open(path) as img:
-            return self.transform(img.convert("RGB")), target
-
-
 def _pretrained_state(host: Any, config: RunConfig) -> tuple[str, dict[str, torch.Tensor] | None]:
     """The backbone's timm name and the ImageNet state dict tlcore would load (None: hub or none)."""
     from safetensors.torch import load_file
@@ -254,13 +239,7 @@ def run_plain(host: Any, config: RunConfig, splits: dict[str, list[Record]], k: 
     model.to(device)
     data_cfg = resolve_data_config({}, model=model)
     size = config.image_size or int(data_cfg["input_size"][-1])
-    normalize = transforms.Normalize(data_cfg["mean"], data_cfg["std"])
-    train_tf = transforms.Compose(
-        [transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(), transforms.ToTensor(), normalize]
-    )
-    eval_tf = transforms.Compose(
-        [transforms.Resize(int(size / 0.875)), transforms.CenterCrop(size), transforms.ToTensor(), normalize]
-    )
+    train_tf, eval_tf = plain_transforms(size, data_cfg["mean"], data_cfg["std"])
     bs = config.batch_size
     n_train = len(splits["train"])
     train_loader = DataLoader(
