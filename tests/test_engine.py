@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -171,6 +172,32 @@ def test_evaluate_and_predict_work_for_an_svm_run(fe: dict[str, Any], tl: Tl, tm
     assert code == 0, err
     probabilities = [p["probability"] for p in json.loads(out)["predictions"]]
     assert sum(probabilities) == pytest.approx(1.0, abs=1e-4)
+
+
+def _predictions_csv(run: Path, split: str) -> dict[str, list[float]]:
+    with (run / "predictions.csv").open(newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["split"] == split]
+    return {r["path"]: [float(r[f"proba_{c}"]) for c in CLASSES] for r in rows}
+
+
+def test_crop_pct_travels_with_the_model_and_predict_reads_a_folder(fe: dict[str, Any], tl: Tl, tmp_path: Path) -> None:
+    run = tmp_path / "whole-view"
+    code, _, err = tl("train", "--preset", "feature-extraction", "--output", run, *fe["common"], "--set", "crop_pct=1")
+    assert code == 0, err
+    model = json.loads((run / "model.json").read_text())
+    assert model["preprocessing"]["crop_pct"] == 1.0
+    assert json.loads((fe["run"] / "model.json").read_text())["preprocessing"]["crop_pct"] == 0.875
+    # The run remembers its adapter, so `tl predict` knows how its files were read.
+    assert yaml.safe_load((run / "config.yaml").read_text())["adapter"] == "image-folder"
+    # A folder stands for the images in it; predict decodes and crops as the run's test split was.
+    code, out, err = tl("predict", run, fe["data"] / "test", "--top-k", "3")
+    assert code == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    expected = _predictions_csv(run, "test")
+    assert sorted(line["image"] for line in lines) == sorted(expected)
+    for line in lines:
+        got = {p["label"]: p["probability"] for p in line["predictions"]}
+        assert [got[c] for c in CLASSES] == pytest.approx(expected[line["image"]], abs=1e-4)
 
 
 def test_evaluate_refuses_data_with_other_classes(

@@ -91,6 +91,51 @@ def test_register_dataset_adapters_plugin_adapter_wins_auto_detection_by_priorit
     assert status(host, "acme") == ("loaded", None)
 
 
+def test_register_dataset_adapters_predict_inputs_decide_what_tl_predict_reads(tmp_path: Path) -> None:
+    """An adapter's predict_inputs gets the user's paths, the run's options and channels; one that crashes
+    is a one-line PluginError naming the plugin; a run from an adapter without it reads image files."""
+    from tlcore.data.prediction_inputs import prediction_inputs
+    from tlcore.errors import PluginError
+    from tlcore.specs import PredictionInputs
+
+    calls: list[tuple[list[Path], dict[str, Any], int]] = []
+
+    def predict_inputs(paths: list[Path], options: Mapping[str, Any], channels: int) -> PredictionInputs:
+        calls.append((paths, dict(options), channels))
+        scale = float(options["scale"])
+        return PredictionInputs([f"{p}::{i}" for p in paths for i in range(2)],
+                                lambda item: np.full((4, 4, channels), int(item[-1]) * scale, np.uint8))
+
+    def broken(paths: list[Path], options: Mapping[str, Any], channels: int) -> PredictionInputs:
+        raise KeyError("scale")
+
+    def register_dataset_adapters(register: Callable[[DatasetAdapter], None]) -> None:
+        register(DatasetAdapter(name="acme/stack", description="stacks", load=image_folder.load,
+                                predict_inputs=predict_inputs))
+        register(DatasetAdapter(name="acme/broken", description="broken", load=image_folder.load,
+                                predict_inputs=broken))
+
+    host = host_with("acme", register_dataset_adapters=register_dataset_adapters)
+    stack = tmp_path / "a.stack"
+    stack.write_bytes(b"")
+    inputs, used = prediction_inputs(host, "acme/stack", {"scale": 7}, [stack], 1)
+    assert used == "acme/stack"
+    assert calls == [([stack], {"scale": 7}, 1)]
+    assert inputs.items == [f"{stack}::0", f"{stack}::1"]
+    assert inputs.reader(inputs.items[1]).tolist() == np.full((4, 4, 1), 7).tolist()
+
+    with pytest.raises(PluginError, match=r"adapter 'acme/broken' \(predict_inputs\) from plugin 'acme' failed"):
+        prediction_inputs(host, "acme/broken", {}, [stack], 3)
+
+    png = tmp_path / "x.png"
+    from PIL import Image
+
+    Image.fromarray(np.zeros((5, 6, 3), np.uint8)).save(png)
+    inputs, used = prediction_inputs(host, "image-folder", {}, [tmp_path], 3)
+    assert used == "generic" and inputs.items == [str(png)]
+    assert inputs.reader(str(png)).shape == (5, 6, 3)
+
+
 # -- register_augmentations -------------------------------------------------------------------------
 
 

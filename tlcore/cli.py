@@ -246,28 +246,29 @@ def _predict(model: Any, meta: Any, paths: list[str], reader: Any, config: Any) 
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from functools import partial
-
-    from tlcore.data.dataset import read_for_prediction
+    from tlcore.data.prediction_inputs import prediction_inputs
+    from tlcore.train.run import run_adapter
 
     host = _host()
     run_dir = Path(args.run_dir)
     model, meta = _load(host, run_dir)
-    missing = [p for p in args.images if not Path(p).is_file()]
-    if missing:
-        raise TlcoreError(f"image not found: {missing[0]}", "check the path")
-    proba = _predict(model, meta, args.images, partial(read_for_prediction, channels=meta.in_chans), None)
+    adapter, options = run_adapter(run_dir)
+    if adapter and adapter not in host.adapters.names():
+        print(f"warning: the run was trained through adapter {adapter!r}, which is not installed; "
+              "reading the files as plain images", file=sys.stderr)
+    inputs, _ = prediction_inputs(host, adapter, options, [Path(p) for p in args.images], meta.in_chans)
+    proba = _predict(model, meta, inputs.items, inputs.reader, None)
     if meta.task != "classification":
-        for path, row in zip(args.images, proba, strict=True):
-            print(json.dumps({"image": path, **_task_prediction(meta, row)}))
+        for item, row in zip(inputs.items, proba, strict=True):
+            print(json.dumps({"image": item, **_task_prediction(meta, row)}))
         return 0
     k = min(args.top_k, len(meta.classes))
-    for path, row in zip(args.images, proba, strict=True):
+    for item, row in zip(inputs.items, proba, strict=True):
         top = row.argsort()[::-1][:k]
         print(
             json.dumps(
                 {
-                    "image": path,
+                    "image": item,
                     "predictions": [{"label": meta.classes[i], "probability": round(float(row[i]), 6)} for i in top],
                 }
             )
@@ -385,10 +386,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="predict images with a trained run (JSON lines: top-k classes, per-label probabilities, or values)",
         description="One JSON line per image. Classification: the top-k classes with probabilities. Multilabel: "
         "every label's probability and the labels at or above 0.5. Regression: values in the targets' units. "
-        "Images are decoded like training images; .npy arrays and multi-band TIFFs are read as stored.",
+        "Files are read through the adapter the run was trained with when it knows how (a DICOM is windowed, "
+        "a NIfTI volume gives one line per slice, as VOLUME::SLICE), else decoded like training images; .npy "
+        "arrays and multi-band TIFFs are read as stored. A folder stands for the files in it.",
     )
     p.add_argument("run_dir")
-    p.add_argument("images", nargs="+")
+    p.add_argument("images", nargs="+", help="image files, DICOMs, volumes, or folders of them")
     p.add_argument("--top-k", type=int, default=3)
     p.set_defaults(func=cmd_predict)
 

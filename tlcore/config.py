@@ -37,6 +37,10 @@ class RunConfig(BaseModel):
     augmentation: str = Field("standard", description="augmentation pipeline for training (eval uses its eval mode)")
     augmentation_params: dict[str, Any] = Field(default_factory=dict)
     image_size: int | None = Field(None, ge=16, description="input size; default: the pretrained config's")
+    crop_pct: float | None = Field(
+        None, gt=0, le=1, description="eval centre crop: resize the short side to size/crop_pct, then crop; "
+        "1.0 keeps the whole field of view; default: the pretrained config's"
+    )
     # model
     backbone: str = Field("tf_efficientnet_lite0", description="registered backbone or any timm model name")
     weights: str = Field("default", description="default | hub | none | path to a .safetensors/.pth file or folder")

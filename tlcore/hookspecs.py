@@ -35,6 +35,8 @@ def register_dataset_adapters(register: Callable[[DatasetAdapter], None]) -> Non
     Called once, when the adapter registry is first used. Call ``register(adapter)`` for
     each :class:`~tlcore.specs.DatasetAdapter`. Names must be unique across plugins; a
     plugin's names should be namespaced (``medical/dicom``).
+    An adapter whose files need their own decoding (DICOM, volumes) should also give
+    ``predict_inputs``, so ``tl predict`` reads new files the way training read them.
     """
 
 

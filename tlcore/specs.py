@@ -78,12 +78,28 @@ class LabeledDataset:
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class PredictionInputs:
+    """What ``tl predict`` reads for a run trained through an adapter.
+
+    ``items`` are the addresses ``reader`` understands: files, or members such as ``VOLUME::SLICE``,
+    in the order the predictions are printed. ``reader`` decodes each one exactly as training did
+    (DICOM window, volume normalisation, ...), so a model sees the same pixels at prediction time.
+    """
+
+    items: list[str]
+    reader: Callable[[str], np.ndarray]
+
+
 @dataclass(frozen=True)
 class DatasetAdapter:
     """Loads a dataset from a local path.
 
     ``load(root, options)`` returns a :class:`LabeledDataset`. ``detect(root)``, when given,
     says whether this adapter recognises ``root``; it is used when no adapter is named.
+    ``predict_inputs(paths, options, channels)``, when given, turns the files and folders a user
+    passes to ``tl predict`` into :class:`PredictionInputs`, with the run's adapter options; without
+    it, ``tl predict`` decodes image files with the generic reader.
     """
 
     name: str
@@ -92,6 +108,7 @@ class DatasetAdapter:
     detect: Callable[[Path], bool] | None = None
     #: Higher is tried first when auto-detecting; specific formats should outrank generic folders.
     priority: int = 0
+    predict_inputs: Callable[[list[Path], Mapping[str, Any], int], PredictionInputs] | None = None
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,21 @@ RUN_CONFIG = "config.yaml"
 REPORT = "report.json"
 
 
+def run_adapter(run_dir: Path) -> tuple[str | None, dict[str, Any]]:
+    """The adapter that loaded a run's training data, and its options (runs written before
+    config.yaml recorded the adapter fall back to report.json)."""
+    saved: dict[str, Any] = {}
+    if (run_dir / RUN_CONFIG).exists():
+        saved = yaml.safe_load((run_dir / RUN_CONFIG).read_text()) or {}
+    config = saved.get("config") or {}
+    adapter = saved.get("adapter")
+    if not adapter and (run_dir / REPORT).exists():
+        adapter = (json.loads((run_dir / REPORT).read_text()).get("data") or {}).get("adapter")
+    if not adapter and config.get("adapter") not in (None, "auto"):
+        adapter = config["adapter"]
+    return adapter, dict(config.get("adapter_options") or {})
+
+
 class Pipeline:
     """The pieces every command needs: data, backbone, preprocessing and transforms, built from a config."""
 
@@ -60,10 +75,9 @@ class Pipeline:
         self.backbone, self.weights, pre = create_backbone(
             self.backbone_spec, config.weights, self.in_chans, config.drop_path_rate
         )
-        if config.image_size:
-            pre = Preprocessing(
-                (config.image_size, config.image_size), pre.mean, pre.std, pre.interpolation, pre.crop_pct
-            )
+        if config.image_size or config.crop_pct:
+            size = (config.image_size, config.image_size) if config.image_size else pre.input_size
+            pre = Preprocessing(size, pre.mean, pre.std, pre.interpolation, config.crop_pct or pre.crop_pct)
         self.pre = pre
         self.device = pick_device(config.device)
         self.backbone = prepare_model(self.backbone, self.device)
@@ -305,7 +319,8 @@ def run_training(
             run_dir / RUN_CONFIG,
             yaml.safe_dump(
                 # wall clock at which this process began the run: elapsed_s's origin unless resumed
-                {"preset": preset, "data": data, "started": started_at.isoformat(), "config": config.model_dump()},
+                {"preset": preset, "data": data, "adapter": prepared.adapter, "started": started_at.isoformat(),
+                 "config": config.model_dump()},
                 sort_keys=False,
             ),
         )
