@@ -63,6 +63,36 @@ def test_no_window_falls_back_to_percentiles(tmp_path: Path, dicom: Any) -> None
     assert np.all(np.diff(out.ravel().astype(int)) >= 0) and len(np.unique(out)) == 64
 
 
+def test_a_voi_lut_sequence_beats_the_window_and_a_sigmoid_window_is_followed(tmp_path: Path, dicom: Any) -> None:
+    import pydicom
+    from pydicom.dataset import Dataset
+
+    path = dicom(tmp_path / "lut.dcm", STORED, window=(1000.0, 4000.0), bits_stored=12)
+    ds = pydicom.dcmread(path)
+    # A 12-bit display curve over stored values 0..4095: the square root, scaled to 12 bits (non-linear).
+    item = Dataset()
+    item.add_new(0x00283002, "US", [4096, 0, 12])  # LUT Descriptor: entries, first stored value, bits
+    item.add_new(0x00283006, "US", [round(np.sqrt(v / 4095) * 4095) for v in range(4096)])  # LUT Data
+    ds.VOILUTSequence = [item]
+    ds.save_as(path, enforce_file_format=True)
+    out = DicomReader()(str(path))[:, :, 0]
+    want = np.rint(np.rint(np.sqrt(STORED / 4095) * 4095) / 4095 * 255).astype(np.uint8)
+    np.testing.assert_array_equal(out, want)
+    assert out[0, 1] == 64  # 256 of 4095 is 1/16 of the range; the curve lifts it to 1/4 (a window gives 16)
+    # an explicit window still wins over the file's curve
+    np.testing.assert_array_equal(DicomReader(window=(1000.0, 4000.0))(str(path))[:, :, 0],
+                                  expected(STORED, 1.0, 0.0, 1000.0, 4000.0, invert=False))
+
+    sig = dicom(tmp_path / "sig.dcm", STORED, window=(1024.0, 1024.0), bits_stored=12)
+    ds = pydicom.dcmread(sig)
+    ds.VOILUTFunction = "SIGMOID"
+    ds.save_as(sig, enforce_file_format=True)
+    out = DicomReader()(str(sig))[:, :, 0]
+    sigmoid = 1 / (1 + np.exp(-4 * (STORED.astype(np.float64) - 1024) / 1024))
+    np.testing.assert_array_equal(out, np.rint(sigmoid * 255).astype(np.uint8))
+    assert out[1, 0] == 128 and 0 < out[0, 0] < 10 and out[1, 3] == 255  # centre at mid-grey, no hard clip
+
+
 def write_tree(root: Path, dicom: Any) -> Path:
     """train/{normal,effusion}: 3 patients x 2 images each; test/: one patient per class."""
     rng = np.random.default_rng(0)

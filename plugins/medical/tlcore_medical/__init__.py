@@ -119,20 +119,23 @@ def register_dataset_adapters(register: Callable[[DatasetAdapter], None]) -> Non
     register(DatasetAdapter(
         name="medical/dicom",
         description="DICOM class folders or a CSV of DICOM paths (pydicom): rescale slope/intercept, window from "
-        "the header or option window (center, width), MONOCHROME1 inverted; PatientID is the group",
+        "the header (VOI LUT or window) or option window (center, width), MONOCHROME1 inverted; PatientID is the group",
         load=_load("dicom"), detect=_detect("dicom"), priority=20,
+        predict_inputs=_adapter("dicom", "predict_inputs"),
     ))
     register(DatasetAdapter(
         name="medical/nifti",
         description="NIfTI volumes (nibabel) as 2-D slices or 2.5-D stacks (options axis, mode, context); labels "
         "from class folders, a manifest, or masks (min_mask_voxels); percentile or window normalisation",
         load=_load("nifti"), detect=_detect("nifti"), priority=20,
+        predict_inputs=_adapter("nifti", "predict_inputs"),
     ))
     register(DatasetAdapter(
         name="medical/brain-tumor-mat",
         description="Cheng's figshare brain tumour set as published (MATLAB v7.3 .mat: cjdata image, label, PID); "
         "the patient id is the group",
         load=_load("brain_mat"), detect=_detect("brain_mat"), priority=20,
+        predict_inputs=_adapter("brain_mat", "predict_inputs"),
     ))
     register(DatasetAdapter(
         name="medical/multilabel",
@@ -145,6 +148,7 @@ def register_dataset_adapters(register: Callable[[DatasetAdapter], None]) -> Non
         description="CSV with path, label and patient/study/lesion columns (names auto-detected or set with "
         "path_column, label_column, group_column); patient-level splits; optional split column",
         load=_load("manifest"), detect=_detect("manifest"), priority=5,
+        predict_inputs=_adapter("manifest", "predict_inputs"),
     ))
     register(DatasetAdapter(
         name="medical/masked-folder",

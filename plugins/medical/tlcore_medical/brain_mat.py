@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from tlcore.errors import DataError
-from tlcore.specs import LabeledDataset, Record
+from tlcore.specs import LabeledDataset, PredictionInputs, Record
 from tlcore_medical import folders, intensity
 
 NAME = "medical/brain-tumor-mat"
@@ -99,3 +99,10 @@ def load(root: Path, options: Mapping[str, Any]) -> LabeledDataset:
         channels=channels,
         provenance={"format": "figshare brain tumour .mat (v7.3)", "patients": len({r.group for r in records})},
     )
+
+
+def predict_inputs(paths: list[Path], options: Mapping[str, Any], channels: int) -> PredictionInputs:
+    """New ``.mat`` cases, clipped with the run's percentiles."""
+    percentiles = intensity.pair_option(options, "percentiles", NAME, "[1, 99]") or intensity.DEFAULT_PERCENTILES
+    files = folders.expand(paths, lambda p: p.suffix.lower() == ".mat" and p.name.lower() != "cvind.mat")
+    return PredictionInputs(files, BrainMatReader(channels, percentiles))

@@ -2,7 +2,9 @@
 
 Pixel data goes through the Modality LUT (RescaleSlope/Intercept, e.g. to Hounsfield units) in
 float, then through a window: ``window: [center, width]`` from the adapter options (or a preset),
-else the file's WindowCenter/WindowWidth, else the 0.5-99.5 percentiles of the image. MONOCHROME1
+else the file's VOI LUT Sequence (the non-linear display curve many CR/DX exports carry), else its
+WindowCenter/WindowWidth (LINEAR, or SIGMOID when VOILUTFunction says so), else the 0.5-99.5
+percentiles of the image. MONOCHROME1
 (high values dark) is inverted after windowing so that every image shows bone/dense tissue bright.
 Only then is it quantised to uint8.
 
@@ -21,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from tlcore.errors import DataError
-from tlcore.specs import LabeledDataset, Record
+from tlcore.specs import LabeledDataset, PredictionInputs, Record
 from tlcore_medical import folders, intensity
 
 NAME = "medical/dicom"
@@ -62,6 +64,27 @@ def header_window(ds: Any) -> tuple[float, float] | None:
     return center, width
 
 
+def header_voi(values: np.ndarray, ds: Any) -> np.ndarray | None:
+    """The file's own display curve on modality values, in [0, 1]; None when it has none.
+
+    A VOI LUT Sequence (its first view) wins over a window, as in pydicom's ``apply_voi_lut``; a
+    window follows VOILUTFunction (LINEAR by default, SIGMOID per PS3.3 C.11.2.1.3.1)."""
+    sequence = ds.get("VOILUTSequence")
+    if sequence:
+        from pydicom.pixels.processing import apply_voi
+
+        bits = int(sequence[0].LUTDescriptor[2])
+        mapped = apply_voi(np.rint(values).astype(np.int32), ds)  # LUT entries are indexed by integers
+        return np.asarray(mapped, dtype=np.float32) / float(2**bits - 1)
+    chosen = header_window(ds)
+    if chosen is None:
+        return None
+    if str(ds.get("VOILUTFunction", "LINEAR")).upper() == "SIGMOID":
+        center, width = chosen
+        return np.asarray(1.0 / (1.0 + np.exp(-4.0 * (values - center) / width)), dtype=np.float32)
+    return intensity.window(values, *chosen)
+
+
 def dicom_to_uint8(
     ds: Any,
     window: tuple[float, float] | None = None,
@@ -81,8 +104,9 @@ def dicom_to_uint8(
         scaled = pixels if bits <= 8 else np.rint(pixels.astype(np.float32) / (2**bits - 1) * 255)
         return intensity.with_channels(np.asarray(scaled, dtype=np.uint8), channels)
     values = np.asarray(apply_modality_lut(pixels, ds), dtype=np.float32)
-    chosen = window or header_window(ds)
-    unit = intensity.window(values, *chosen) if chosen else intensity.percentile_window(values, percentiles)
+    unit = intensity.window(values, *window) if window else header_voi(values, ds)
+    if unit is None:
+        unit = intensity.percentile_window(values, percentiles)
     if str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper() == "MONOCHROME1":
         unit = 1.0 - unit
     return intensity.with_channels(intensity.to_uint8(unit), channels)
@@ -171,3 +195,8 @@ def load(root: Path, options: Mapping[str, Any]) -> LabeledDataset:
         classes=classes, splits=splits, reader=reader, root=root, channels=reader.channels,
         provenance={"format": "DICOM", "group": used, "window": list(reader.window) if reader.window else "header"},
     )
+
+
+def predict_inputs(paths: list[Path], options: Mapping[str, Any], channels: int) -> PredictionInputs:
+    """New DICOMs (files, or the DICOMs in folders) windowed with the run's options."""
+    return PredictionInputs(folders.expand(paths, is_dicom), reader_from(options))

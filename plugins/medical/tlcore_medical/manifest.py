@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from tlcore.errors import DataError
-from tlcore.specs import LabeledDataset, Record, read_rgb
+from tlcore.specs import LabeledDataset, PredictionInputs, Record, read_rgb
 from tlcore_medical import intensity, tables
 
 NAME = "medical/manifest"
@@ -181,3 +181,14 @@ def detect(root: Path) -> bool:
         and _has_columns(p, tables.PATH_COLUMNS, tables.LABEL_COLUMNS, tables.GROUP_COLUMNS)
         for p in manifests.values()
     )
+
+
+def predict_inputs(paths: list[Path], options: Mapping[str, Any], channels: int) -> PredictionInputs:
+    """New files as a manifest's were read: all DICOM through the DICOM reader (the run's window), else images."""
+    from tlcore.data.images import IMAGE_SUFFIXES
+    from tlcore_medical import dicom, folders
+
+    items = folders.expand(paths, lambda p: dicom.is_dicom(p) or p.suffix.lower() in IMAGE_SUFFIXES)
+    if items and all(dicom.is_dicom(Path(item)) for item in items):
+        return PredictionInputs(items, dicom.reader_from(options, NAME))
+    return PredictionInputs(items, image_reader(channels))

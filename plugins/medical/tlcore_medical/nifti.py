@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from tlcore.errors import ConfigError, DataError
-from tlcore.specs import MEMBER_SEPARATOR, LabeledDataset, Record
+from tlcore.specs import MEMBER_SEPARATOR, LabeledDataset, PredictionInputs, Record
 from tlcore_medical import arrays, folders, intensity, tables
 
 NAME = "medical/nifti"
@@ -367,3 +367,16 @@ def load(root: Path, options: Mapping[str, Any]) -> LabeledDataset:
             "slices_left_out": dict(slicing.counts),
         },
     )
+
+
+def predict_inputs(paths: list[Path], options: Mapping[str, Any], channels: int) -> PredictionInputs:
+    """Every slice of each new volume that training would have kept (same axis, range and foreground
+    rule, every slice rather than every ``stride``-th), as ``VOLUME::INDEX``."""
+    reader = reader_from(options)
+    slicing = slicing_from(options, reader.axis)
+    slicing.stride = 1
+    items = []
+    for file in folders.expand(paths, is_nifti):
+        volume = load_volume(file, reader.settings)
+        items += [f"{file}{MEMBER_SEPARATOR}{i}" for i in slicing.indices(volume)]
+    return PredictionInputs(items, reader)
