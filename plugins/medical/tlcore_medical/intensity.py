@@ -1,7 +1,8 @@
 """Grey levels to uint8: DICOM windows, percentile clipping, and the channel layout the model wants.
 
 Medical images carry 12-16 bit (or float) intensities; they stay float until this step, so the
-window decides what the 256 output levels are spent on.
+window decides what the 256 output levels are spent on. The scaling itself is MONAI's
+(``ScaleIntensityRange``, ``ScaleIntensityRangePercentiles``), imported when a file is first read.
 """
 
 from __future__ import annotations
@@ -17,17 +18,27 @@ DEFAULT_PERCENTILES = (0.5, 99.5)
 
 
 def window(values: np.ndarray, center: float, width: float) -> np.ndarray:
-    """The DICOM linear VOI window (PS3.3 C.11.2.1.2.1) mapped to [0, 1]."""
-    c, w = center - 0.5, max(width - 1.0, 1e-6)
-    return np.clip((values - c) / w + 0.5, 0.0, 1.0)
+    """The DICOM linear VOI window (PS3.3 C.11.2.1.2.1) mapped to [0, 1], by MONAI's ScaleIntensityRange:
+    the standard's line runs from ``center - 0.5 - (width - 1) / 2`` (0) to ``center - 0.5 + (width - 1) / 2`` (1)."""
+    from monai.transforms import ScaleIntensityRange
+
+    c, half = center - 0.5, max(width - 1.0, 1e-6) / 2
+    scale = ScaleIntensityRange(a_min=c - half, a_max=c + half, b_min=0.0, b_max=1.0, clip=True, dtype=np.float32)
+    return np.asarray(scale(np.asarray(values, dtype=np.float32)))
 
 
 def percentile_window(values: np.ndarray, percentiles: Sequence[float] = DEFAULT_PERCENTILES) -> np.ndarray:
-    """Clip to the given percentiles of ``values`` and scale to [0, 1] (robust to a few hot pixels)."""
+    """Clip to the given percentiles of ``values`` and scale to [0, 1] (robust to a few hot pixels), by MONAI's
+    ScaleIntensityRangePercentiles; a flat image (no range between the percentiles) is all zeros."""
+    from monai.transforms import ScaleIntensityRangePercentiles
+
+    values = np.asarray(values, dtype=np.float32)
     lo, hi = np.percentile(values, list(percentiles))
     if hi <= lo:
         return np.zeros(values.shape, dtype=np.float32)
-    return np.clip((values - lo) / (hi - lo), 0.0, 1.0)
+    scale = ScaleIntensityRangePercentiles(lower=percentiles[0], upper=percentiles[1], b_min=0.0, b_max=1.0,
+                                           clip=True, dtype=np.float32)
+    return np.asarray(scale(values))
 
 
 def to_uint8(unit: np.ndarray) -> np.ndarray:
