@@ -207,11 +207,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.split not in prepared.dataset.splits:
         raise TlcoreError(f"{data} has no {args.split!r} split", f"splits: {', '.join(prepared.dataset.splits)}")
     records = prepared.dataset.splits[args.split]
-    outputs = _predict(model, meta, [r.path for r in records], prepared.dataset.reader, config)
+    outputs = _predict(model, meta, [r.path for r in records], prepared.dataset.reader, config, args.adapt_bn)
     objective = Objective.from_meta(meta)
     metrics = objective.metrics(objective.targets(records), outputs)
-    out = {"run": str(run_dir), "data": prepared.summary(), "split": args.split, "metrics": metrics}
-    io_atomic.write_text(run_dir / f"evaluation-{args.split}.json", json.dumps(out, indent=2))
+    out: dict[str, Any] = {"run": str(run_dir), "data": prepared.summary(), "split": args.split, "metrics": metrics}
+    name = f"evaluation-{args.split}.json"
+    if args.adapt_bn:
+        # Transductive: the split's own images set the statistics. Kept apart from the plain evaluation.
+        out["adapted_batchnorm"] = {"images": len(records), "from": f"the {args.split} split's images",
+                                    "labels_used": False}
+        name = f"evaluation-{args.split}-adapted-bn.json"
+    io_atomic.write_text(run_dir / name, json.dumps(out, indent=2))
     print(json.dumps({k: metrics.get(k) for k in ("n", *SUMMARY_KEYS.get(meta.task, ()))}))
     return 0
 
@@ -222,8 +228,9 @@ def _load(host: Any, run_dir: Path) -> tuple[Any, Any]:
     return load_model(host, run_dir)
 
 
-def _predict(model: Any, meta: Any, paths: list[str], reader: Any, config: Any) -> Any:
-    """Outputs in the user's units: class or per-label probabilities, or regression values."""
+def _predict(model: Any, meta: Any, paths: list[str], reader: Any, config: Any, adapt_bn: bool = False) -> Any:
+    """Outputs in the user's units: class or per-label probabilities, or regression values. With ``adapt_bn``
+    the BatchNorm statistics are first re-estimated on these images (their labels are never read)."""
     import torch
     from torch.utils.data import DataLoader
 
@@ -239,10 +246,19 @@ def _predict(model: Any, meta: Any, paths: list[str], reader: Any, config: Any) 
     )
     ds = ImageDataset([Record(p, 0) for p in paths], reader, transform, *meta.normalization())
     objective = Objective.from_meta(meta)
-    outputs = predict_proba(
-        model, DataLoader(ds, batch_size=64), torch.device("cpu"), tta=meta.tta, activate=objective.activate
-    )
+    loader = DataLoader(ds, batch_size=64)
+    if adapt_bn:
+        from tlcore.models.bn_adapt import adapt_batchnorm
+
+        adapt_batchnorm(model, loader, torch.device("cpu"))
+    outputs = predict_proba(model, loader, torch.device("cpu"), tta=meta.tta, activate=objective.activate)
     return objective.to_units(outputs)
+
+
+ADAPT_BN_HELP = (
+    "images from another site (scanner, hospital, camera): first re-estimate the BatchNorm statistics on "
+    "these images (AdaBN; no labels read, no weight trained; needs at least 16 images)"
+)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -257,7 +273,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"warning: the run was trained through adapter {adapter!r}, which is not installed; "
               "reading the files as plain images", file=sys.stderr)
     inputs, _ = prediction_inputs(host, adapter, options, [Path(p) for p in args.images], meta.in_chans)
-    proba = _predict(model, meta, inputs.items, inputs.reader, None)
+    proba = _predict(model, meta, inputs.items, inputs.reader, None, args.adapt_bn)
     if meta.task != "classification":
         for item, row in zip(inputs.items, proba, strict=True):
             print(json.dumps({"image": item, **_task_prediction(meta, row)}))
@@ -379,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="dataset (default: the one it was trained on)")
     p.add_argument("--split", default="test")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a data setting")
+    p.add_argument("--adapt-bn", action="store_true", help=ADAPT_BN_HELP + " (writes evaluation-SPLIT-adapted-bn.json)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(
@@ -393,6 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("images", nargs="+", help="image files, DICOMs, volumes, or folders of them")
     p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--adapt-bn", action="store_true", help=ADAPT_BN_HELP)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("extract", help="extract backbone features of a dataset to an .npz file (cached)")

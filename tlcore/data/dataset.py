@@ -64,7 +64,10 @@ class ImageDataset(Dataset[tuple[torch.Tensor, Any]]):
         record = self.records[index]
         image = self.transform(image=as_model_input(self.reader(record.path)))["image"]
         dtype = np.uint8 if image.dtype == np.uint8 else np.float32
-        x = torch.from_numpy(np.ascontiguousarray(image, dtype=dtype)).permute(2, 0, 1)
+        array = np.ascontiguousarray(image, dtype=dtype)
+        if not array.flags.writeable:  # a decoded image no transform copied (e.g. no resize at crop_pct 1)
+            array = array.copy()
+        x = torch.from_numpy(array).permute(2, 0, 1)
         target = record.target
         return x, torch.tensor(target, dtype=torch.long if isinstance(target, int) else torch.float32)
 
