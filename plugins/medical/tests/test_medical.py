@@ -90,13 +90,26 @@ def test_xray_train_steps_and_no_flip_by_default(host: PluginHost) -> None:
     train = build(AugmentationContext(image_size=(224, 224), train=True))
     steps = _steps(train)
     assert steps[:2] == _steps(eval_transform(AugmentationContext(image_size=(224, 224), train=False)))
-    for name in ("Affine", "RandomBrightnessContrast", "RandomGamma", "CLAHE", "GaussNoise"):
+    for name in ("Affine", "RandomBrightnessContrast", "RandomGamma", "CLAHE", "OneOf", "GaussNoise"):
         assert name in steps
+    blur = next(t for t in train.transforms if isinstance(t, A.OneOf))
+    assert {type(t).__name__ for t in blur.transforms} == {"GaussianBlur", "Downscale"}
     assert not {"HorizontalFlip", "VerticalFlip", "ColorJitter", "HueSaturationValue"} & set(steps)
     clahe = next(t for t in train.transforms if isinstance(t, A.CLAHE))
     assert clahe.p == pytest.approx(0.3)
     affine = next(t for t in train.transforms if isinstance(t, A.Affine))
     assert tuple(affine.rotate) == (-10, 10)
+    # width and height scale apart, so a film's aspect ratio is not a cue
+    assert not affine.keep_ratio and affine.scale == {"x": (0.85, 1.15), "y": (0.85, 1.15)}
+    square = np.zeros((224, 224, 1), np.uint8)
+    square[62:162, 62:162] = 255
+    shapes = set()
+    for seed in range(20):
+        only_affine = A.Compose([affine], seed=seed)
+        out = only_affine(image=square, force_apply=True)["image"][..., 0] > 127
+        rows, cols = np.flatnonzero(out.any(axis=1)), np.flatnonzero(out.any(axis=0))
+        shapes.add(round((rows[-1] - rows[0]) / (cols[-1] - cols[0]), 2))
+    assert max(shapes) - min(shapes) > 0.1  # the bright square comes out taller or wider
 
     flipped = build(AugmentationContext(image_size=(224, 224), train=True, params={"hflip": True}))
     assert "HorizontalFlip" in _steps(flipped)
@@ -129,5 +142,6 @@ def test_chest_xray_preset_resolves(host: PluginHost) -> None:
     assert config.augmentation in host.augmentations
     assert config.class_weights == "balanced"
     assert config.monitor == "balanced_accuracy"
+    assert config.crop_pct == 1.0  # the whole film is evaluated, not timm's centre crop
     # overrides still apply on top
     assert build_config(preset_settings(host.presets, "medical/chest-xray"), {"epochs": 2}, "x").epochs == 2

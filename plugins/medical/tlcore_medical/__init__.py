@@ -42,6 +42,9 @@ CHEST_XRAY = Preset(
         "epochs": 5,
         # Radiographs are not mirror-symmetric (heart on the left): no mirrored test-time views.
         "tta": False,
+        # A radiograph is framed by the radiographer: the costophrenic angles and apices sit at its edges,
+        # so the eval view keeps the whole film instead of timm's 87.5 % centre crop.
+        "crop_pct": 1.0,
     },
     extends="fine-tuning",
 )
@@ -65,8 +68,9 @@ def _xray(ctx: AugmentationContext) -> Any:
 def register_augmentations(register: Callable[[Augmentation], None]) -> None:
     register(Augmentation(
         name="medical/xray",
-        description="grey radiographs: eval resize/crop, small affine (scale 0.9-1.1, shift 5%, rotate 10°), "
-        "brightness/contrast, gamma, CLAHE, light noise; no flip (param hflip: true adds one), no colour jitter",
+        description="grey radiographs: eval resize/crop, small affine (x/y scale 0.85-1.15 apart, shift 6%, "
+        "rotate 10°), brightness/contrast, gamma, CLAHE, blur or downscale, light noise; no flip (param hflip: "
+        "true adds one), no colour jitter",
         build=_xray,
     ))
     register(Augmentation(

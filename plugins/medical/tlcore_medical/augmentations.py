@@ -15,8 +15,9 @@ from tlcore.specs import AugmentationContext
 
 
 def xray(ctx: AugmentationContext) -> A.Compose:
-    """Radiographs: eval resize/crop, small affine, brightness/contrast, gamma, CLAHE, light noise; no flip
-    (param hflip: true adds one) and no colour jitter."""
+    """Radiographs: eval resize/crop, affine with independent x/y scale, exposure (brightness/contrast, gamma,
+    CLAHE), detector resolution (blur or down-and-up sampling) and light noise; no flip (param hflip: true adds
+    one) and no colour jitter."""
     hflip = ctx.params.get("hflip", False)
     if not isinstance(hflip, bool):
         raise ConfigError(f"medical/xray: hflip must be true or false, got {hflip!r}",
@@ -26,11 +27,19 @@ def xray(ctx: AugmentationContext) -> A.Compose:
     steps: list[A.BasicTransform] = [
         *eval_transform(ctx).transforms,
         # Small pose changes only: anatomy keeps its orientation; a black border like the detector edge.
-        A.Affine(scale=(0.9, 1.1), translate_percent=(-0.05, 0.05), rotate=(-10, 10),
-                 border_mode=cv2.BORDER_CONSTANT, fill=0, p=0.7),
-        A.RandomBrightnessContrast(brightness_limit=0.15, contrast_limit=0.15, p=0.5),
-        A.RandomGamma(gamma_limit=(85, 115), p=0.3),
+        # Width and height scale independently: public sets squash films of many shapes to a square, so the
+        # thorax's aspect ratio says which device (and often which class) a film came from, not the disease.
+        A.Affine(scale={"x": (0.85, 1.15), "y": (0.85, 1.15)}, translate_percent=(-0.06, 0.06),
+                 rotate=(-10, 10), border_mode=cv2.BORDER_CONSTANT, fill=0, p=0.8),
+        # Exposure and processing differ between sites and devices.
+        A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.6),
+        A.RandomGamma(gamma_limit=(80, 120), p=0.4),
         A.CLAHE(clip_limit=(1.0, 3.0), tile_grid_size=(8, 8), p=0.3),
+        # Detector resolution and film size vary too: soften some films so sharpness is not a cue.
+        A.OneOf([
+            A.GaussianBlur(sigma_limit=(0.3, 1.2), p=1.0),
+            A.Downscale(scale_range=(0.5, 0.9), p=1.0),
+        ], p=0.3),
         # std as a fraction of the 0-255 range: 1-3 %.
         A.GaussNoise(std_range=(0.01, 0.03), p=0.2),
     ]
