@@ -190,7 +190,8 @@ class TileReader:
                 "every tile must have the same bands in the same order",
             )
         tile = append_indices(raw.astype(np.float32), self.indices)
-        return np.nan_to_num(tile, nan=0.0, posinf=0.0, neginf=0.0)
+        result: np.ndarray = np.nan_to_num(tile, nan=0.0, posinf=0.0, neginf=0.0)
+        return result
 
 
 # -- grouping ----------------------------------------------------------------------------------

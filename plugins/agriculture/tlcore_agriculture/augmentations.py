@@ -126,9 +126,9 @@ class BandGain(A.ImageOnlyTransform):  # type: ignore[misc]
 
     def apply(self, img: np.ndarray, gains: np.ndarray, **params: Any) -> np.ndarray:
         out = img.astype(np.float32) * (gains if img.ndim == 3 else gains[0])
-        if img.dtype == np.uint8:
-            return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-        return out.astype(img.dtype, copy=False)
+        uint8 = img.dtype == np.uint8
+        result: np.ndarray = np.clip(np.rint(out), 0, 255).astype(np.uint8) if uint8 else out.astype(img.dtype)
+        return result
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("gain",)

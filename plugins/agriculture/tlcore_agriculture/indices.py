@@ -36,7 +36,8 @@ def normalised_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     total = a + b
     out = np.zeros_like(total)
     np.divide(a - b, total, out=out, where=np.abs(total) > 1e-12)
-    return out
+    result: np.ndarray = out
+    return result
 
 
 def vari(blue: np.ndarray, green: np.ndarray, red: np.ndarray) -> np.ndarray:
@@ -45,7 +46,8 @@ def vari(blue: np.ndarray, green: np.ndarray, red: np.ndarray) -> np.ndarray:
     out = np.zeros_like(total)
     np.divide(green - red, total, out=out, where=np.abs(total) > 1e-12)
     # The denominator can approach zero on soil; the index is meant for -1..1.
-    return np.clip(out, -1.0, 1.0)
+    result: np.ndarray = np.clip(out, -1.0, 1.0)
+    return result
 
 
 @dataclass(frozen=True)

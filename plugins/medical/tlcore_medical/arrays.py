@@ -44,4 +44,5 @@ def cached_array(key: Mapping[str, Any], build: Callable[[], np.ndarray]) -> np.
 
 @functools.lru_cache(maxsize=128)
 def _open(path: str) -> np.ndarray:
-    return np.load(path, mmap_mode="r")
+    result: np.ndarray = np.load(path, mmap_mode="r")
+    return result

@@ -20,7 +20,7 @@ DEFAULT_PERCENTILES = (0.5, 99.5)
 def window(values: np.ndarray, center: float, width: float) -> np.ndarray:
     """The DICOM linear VOI window (PS3.3 C.11.2.1.2.1) mapped to [0, 1], by MONAI's ScaleIntensityRange:
     the standard's line runs from ``center - 0.5 - (width - 1) / 2`` (0) to ``center - 0.5 + (width - 1) / 2`` (1)."""
-    from monai.transforms import ScaleIntensityRange
+    from monai.transforms.intensity.array import ScaleIntensityRange
 
     c, half = center - 0.5, max(width - 1.0, 1e-6) / 2
     scale = ScaleIntensityRange(a_min=c - half, a_max=c + half, b_min=0.0, b_max=1.0, clip=True, dtype=np.float32)
@@ -30,7 +30,7 @@ def window(values: np.ndarray, center: float, width: float) -> np.ndarray:
 def percentile_window(values: np.ndarray, percentiles: Sequence[float] = DEFAULT_PERCENTILES) -> np.ndarray:
     """Clip to the given percentiles of ``values`` and scale to [0, 1] (robust to a few hot pixels), by MONAI's
     ScaleIntensityRangePercentiles; a flat image (no range between the percentiles) is all zeros."""
-    from monai.transforms import ScaleIntensityRangePercentiles
+    from monai.transforms.intensity.array import ScaleIntensityRangePercentiles
 
     values = np.asarray(values, dtype=np.float32)
     lo, hi = np.percentile(values, list(percentiles))
@@ -42,7 +42,8 @@ def percentile_window(values: np.ndarray, percentiles: Sequence[float] = DEFAULT
 
 
 def to_uint8(unit: np.ndarray) -> np.ndarray:
-    return np.rint(np.asarray(unit, dtype=np.float32) * 255.0).astype(np.uint8)
+    result: np.ndarray = np.rint(np.asarray(unit, dtype=np.float32) * 255.0).astype(np.uint8)
+    return result
 
 
 def with_channels(image: np.ndarray, channels: int) -> np.ndarray:
@@ -55,7 +56,8 @@ def with_channels(image: np.ndarray, channels: int) -> np.ndarray:
     if have == 1:
         return np.ascontiguousarray(np.repeat(image, channels, axis=2))
     if channels == 1:
-        return np.rint(image[:, :, :3].mean(axis=2, keepdims=True)).astype(np.uint8)
+        result: np.ndarray = np.rint(image[:, :, :3].mean(axis=2, keepdims=True)).astype(np.uint8)
+        return result
     raise ValueError(f"cannot turn {have} channels into {channels}")
 
 

@@ -59,7 +59,7 @@ def _canonical(path: str) -> np.ndarray:
     import nibabel as nib
 
     try:
-        image = nib.as_closest_canonical(nib.load(path))
+        image = nib.as_closest_canonical(nib.load(path))  # type: ignore[no-untyped-call,unused-ignore]
         return np.asarray(image.dataobj, dtype=np.float32)  # applies scl_slope / scl_inter
     except FileNotFoundError:
         raise DataError(f"NIfTI file not found: {path}", "check the path or the manifest") from None
@@ -213,7 +213,8 @@ def _read_mask(path: str, shape: Sequence[int], image: str) -> np.ndarray:
     if tuple(mask.shape) != tuple(shape):
         raise DataError(f"mask {path} has shape {mask.shape}, its image {image} has {tuple(shape)}",
                         "masks must be on the image's voxel grid")
-    return np.rint(mask).astype(np.int32)
+    result: np.ndarray = np.rint(mask).astype(np.int32)
+    return result
 
 
 def _records(volumes: list[Volume], reader: NiftiSliceReader, slicing: Slicing) -> dict[str, list[Record]]:
