@@ -84,6 +84,11 @@ class RunConfig(BaseModel):
     )
     tta: bool = Field(False, description="fine-tuning: average predictions over the image and its mirror image")
     # evaluation
+    shift_check: bool = Field(
+        True,
+        description="report how well pretrained features tell test (and val) images from train images "
+        "(covariate shift); costs one feature pass over test in LP-FT runs",
+    )
     bootstrap: int = Field(1000, ge=0, description="resamples for 95% bootstrap intervals of test metrics (0 = off)")
     operating_point: str = Field(
         "youden",

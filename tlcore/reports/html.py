@@ -27,7 +27,7 @@ LOWER_IS_BETTER = frozenset({"log_loss", "loss", "rmse", "mae", "ece"})
 #: report.json sections the page renders in their own place; any other top-level key is listed at the end.
 RENDERED = frozenset(
     {"tlcore_version", "created", "preset", "technique", "strategy", "val", "test", "model", "data", "training"}
-    | {"timing", "environment", "config", "intervals", "operating_point", "task", "leakage"}
+    | {"timing", "environment", "config", "intervals", "operating_point", "task", "leakage", "shift"}
 )
 
 
@@ -192,6 +192,8 @@ def data_section(report: dict[str, Any]) -> dict[str, Any]:
     extra = {k: v for k, v in data.items() if k not in shown}
     if report.get("leakage"):
         extra["leakage (duplicate images and groups across splits)"] = report["leakage"]
+    if report.get("shift"):
+        extra["shift (how well pretrained features tell val/test images from train: AUC 0.5 = alike)"] = report["shift"]
     return {
         "facts": [(k, fmt(v)) for k, v in facts if v is not None],
         "splits": splits,

@@ -243,6 +243,22 @@ def _features(pipe: Pipeline, cache: FeatureCache, split: str, timing: dict[str,
     return out.features
 
 
+def _shift(pipe: Pipeline, x: dict[str, np.ndarray], y: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The covariate-shift check on pretrained features (tlcore.metrics.shift), and its console warning."""
+    from tlcore.metrics.shift import shift_report, shift_warning
+
+    start = time.perf_counter()
+    single_label = pipe.data.dataset.task == "classification"
+    report = shift_report(
+        x, y if single_label else None, pipe.data.dataset.classes if single_label else None, pipe.config.seed
+    )
+    report["seconds"] = time.perf_counter() - start
+    warning = shift_warning(report)
+    if warning and distributed.current().is_main:
+        console.print(f"[yellow]warning: {escape(warning)}")
+    return report
+
+
 def _augmented_views(pipe: Pipeline, cache: FeatureCache, timing: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """K augmented views of every training image, as extra feature rows (cached per view and seed)."""
     records = pipe.data.dataset.splits["train"]
@@ -330,8 +346,11 @@ def run_training(
     extra: dict[str, Any] = {}
     test_proba: np.ndarray | None = None
 
+    shift: dict[str, Any] | None = None
     if config.technique == "feature-extraction":
         x = {s: _features(pipe, cache, s, timing) for s in ("train", "val", "test")}
+        if config.shift_check:
+            shift = _shift(pipe, x, y)
         x_train, y_train = x["train"], y["train"]
         if config.feature_views:
             xa, ya = _augmented_views(pipe, cache, timing)
@@ -361,6 +380,9 @@ def run_training(
             # Linear probe first (on cached features), so fine-tuning starts from a good head and
             # the pretrained features are not distorted by a random one (Kumar et al., 2022).
             x_train, x_val = _features(pipe, cache, "train", timing), _features(pipe, cache, "val", timing)
+            if config.shift_check:  # before fine-tuning changes the backbone in place
+                x_test = _features(pipe, cache, "test", timing)
+                shift = _shift(pipe, {"train": x_train, "val": x_val, "test": x_test}, y)
             probe = fit_torch_head(head, x_train, y["train"], x_val, y["val"], classes, config, objective)
             timing["linear_probe_s"] = probe.fit_seconds
             timing["head_epoch_s"] = probe.epoch_seconds
@@ -430,6 +452,7 @@ def run_training(
         },
         "data": prepared.summary(),
         "leakage": prepared.leakage.as_dict() if prepared.leakage is not None else None,
+        "shift": shift,
         "training": extra,
         "timing": timing,
         "environment": _environment(pipe.device),
