@@ -200,6 +200,18 @@ def test_crop_pct_travels_with_the_model_and_predict_reads_a_folder(fe: dict[str
         assert [got[c] for c in CLASSES] == pytest.approx(expected[line["image"]], abs=1e-4)
 
 
+def test_evaluate_split_all_scores_every_image_of_an_external_folder(
+    fe: dict[str, Any], tl: Tl, make_folder: Callable[..., Path], tmp_path: Path
+) -> None:
+    # another site's labelled images in plain <class>/ folders: no split layout at all
+    site = make_folder(tmp_path / "site_b", {"": 6})
+    code, out, err = tl("evaluate", fe["run"], "--data", site, "--split", "all")
+    assert code == 0, err
+    assert json.loads(out)["n"] == 18
+    evaluation = json.loads((fe["run"] / "evaluation-all.json").read_text())
+    assert evaluation["split"] == "all" and evaluation["metrics"]["n"] == 18
+
+
 def test_evaluate_refuses_data_with_other_classes(
     fe: dict[str, Any], tl: Tl, make_folder: Callable[..., Path], tmp_path: Path
 ) -> None:

@@ -204,9 +204,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not data:
         raise TlcoreError("no --data given and the run does not record its data", "pass --data DIR")
     prepared = prepare_data(host, data, config, classes=meta.classes, task=meta.task)
-    if args.split not in prepared.dataset.splits:
+    if args.split == "all":  # an external site's labelled folder: every image, whatever split it landed in
+        records = [r for split in prepared.dataset.splits.values() for r in split]
+    elif args.split not in prepared.dataset.splits:
         raise TlcoreError(f"{data} has no {args.split!r} split", f"splits: {', '.join(prepared.dataset.splits)}")
-    records = prepared.dataset.splits[args.split]
+    else:
+        records = prepared.dataset.splits[args.split]
     outputs = _predict(model, meta, [r.path for r in records], prepared.dataset.reader, config, args.adapt_bn)
     objective = Objective.from_meta(meta)
     metrics = objective.metrics(objective.targets(records), outputs)
@@ -393,7 +396,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="evaluate a trained run on a dataset split")
     p.add_argument("run_dir")
     p.add_argument("--data", help="dataset (default: the one it was trained on)")
-    p.add_argument("--split", default="test")
+    p.add_argument(
+        "--split",
+        default="test",
+        help="train, val, test, or all: every image of --data (an external site's <class>/ folders)",
+    )
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a data setting")
     p.add_argument("--adapt-bn", action="store_true", help=ADAPT_BN_HELP + " (writes evaluation-SPLIT-adapted-bn.json)")
     p.set_defaults(func=cmd_evaluate)
