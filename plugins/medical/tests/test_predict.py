@@ -81,6 +81,21 @@ def test_manifest_runs_read_dicoms_as_dicoms_and_images_as_images(host: PluginHo
     assert images.reader(str(png)).shape == (8, 8, 1)
 
 
+def test_medmnist_archive_gives_every_image(host: PluginHost, tmp_path: Path, medmnist_npz: Any) -> None:
+    adapter = host.adapters.get("medical/medmnist")
+    assert adapter.predict_inputs is not None
+    path = medmnist_npz(tmp_path / "pneumoniamnist.npz", {"train": 5, "val": 2, "test": 3})
+    trained = adapter.load(path, {"channels": 1})
+    inputs = adapter.predict_inputs([tmp_path], {"channels": 1}, 1)
+    assert inputs.items == [r.path for split in ("train", "val", "test") for r in trained.splits[split]]
+    np.testing.assert_array_equal(inputs.reader(inputs.items[-1]), trained.reader(inputs.items[-1]))
+    assert inputs.reader(inputs.items[0]).shape == (28, 28, 1)
+    unlabelled = tmp_path / "new" / "batch.npz"
+    unlabelled.parent.mkdir()
+    np.savez(unlabelled, test_images=np.zeros((4, 28, 28), np.uint8))  # a site's new images, no labels
+    assert len(adapter.predict_inputs([unlabelled], {}, 3).items) == 4
+
+
 @pytest.fixture
 def medical_tl(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Any:
     """``tl`` in-process with the installed medical plugin (and no others): returns (code, stdout, stderr)."""

@@ -119,6 +119,7 @@ def register_dataset_adapters(register: Callable[[DatasetAdapter], None]) -> Non
         description="MedMNIST .npz (train/val/test_images and _labels; 28-224 px, grey or RGB; multi-label for "
         "ChestMNIST); options: file, size, classes, channels",
         load=_load("medmnist"), detect=_detect("medmnist"), priority=30,
+        predict_inputs=_adapter("medmnist", "predict_inputs"),
     ))
     register(DatasetAdapter(
         name="medical/dicom",

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from tlcore.errors import DataError
-from tlcore.specs import MEMBER_SEPARATOR, LabeledDataset, Record
-from tlcore_medical import arrays, intensity
+from tlcore.specs import MEMBER_SEPARATOR, LabeledDataset, PredictionInputs, Record
+from tlcore_medical import arrays, folders, intensity
 
 NAME = "medical/medmnist"
 SPLITS = ("train", "val", "test")
@@ -156,3 +156,16 @@ def load(root: Path, options: Mapping[str, Any]) -> LabeledDataset:
         provenance={"format": "MedMNIST npz", "file": path.name, "image_size": side,
                     "source_channels": 1 if len(shapes["train"]) == 3 else int(shapes["train"][3])},
     )
+
+
+def predict_inputs(paths: list[Path], options: Mapping[str, Any], channels: int) -> PredictionInputs:
+    """Every image in each ``.npz`` given (its ``train/val/test_images`` arrays; labels are not needed), as
+    ``FILE::SPLIT:INDEX``."""
+    items: list[str] = []
+    for file in folders.expand(paths, lambda p: p.suffix.lower() == ".npz"):
+        with _npz(file) as data:
+            counts = {s: data[f"{s}_images"].shape[0] for s in SPLITS if f"{s}_images" in data.files}
+        if not counts:
+            raise DataError(f"{NAME}: {file} has no train_images, val_images or test_images array")
+        items += [f"{file}{MEMBER_SEPARATOR}{split}:{i}" for split, n in counts.items() for i in range(n)]
+    return PredictionInputs(items, MedmnistReader(channels))
