@@ -68,6 +68,7 @@ def test_warning_names_a_shift_confined_to_one_class() -> None:
     assert shift_warning(report(0.74, {"normal": 0.9, "pneumonia": 0.64}, n=20)) is None  # too few to say
     overall = shift_warning(report(0.8, {"normal": 0.79, "pneumonia": 0.79}))
     assert overall is not None and "most in class" not in overall
+    assert shift_warning(report(0.8, {"normal": 0.79, "pneumonia": 0.79}, n=20)) is None  # 40 images: noise
 
 
 def test_runs_report_the_shift_and_warn_when_test_comes_from_elsewhere(
@@ -82,8 +83,8 @@ def test_runs_report_the_shift_and_warn_when_test_comes_from_elsewhere(
     assert "differ from the training images" not in out + err
 
     # another "site": the same classes, photographed darker
-    other = make_folder(tmp_path / "other", {"train": 12, "val": 3})
-    make_folder(other, {"test": 12}, classes={"red": (70, 12, 12), "green": (12, 63, 17), "blue": (13, 17, 70)})
+    other = make_folder(tmp_path / "other", {"train": 20, "val": 3})
+    make_folder(other, {"test": 20}, classes={"red": (70, 12, 12), "green": (12, 63, 17), "blue": (13, 17, 70)})
     code, out, err = tl("train", "--preset", "feature-extraction", "--data", other, "--output", tmp_path / "b", *fast)
     assert code == 0, err
     shift = json.loads((tmp_path / "b" / "report.json").read_text())["shift"]

@@ -19,7 +19,8 @@ import numpy as np
 
 #: Above this AUC the run warns that the split's images differ from the training images.
 WARN_AUC = 0.75
-#: ... or when one class with at least MIN_PER_SIDE_TO_WARN images per side reaches this AUC.
+#: ... (with at least MIN_PER_SIDE_TO_WARN images per side in all), or when one class with that many
+#: images per side reaches this AUC.
 WARN_CLASS_AUC = 0.8
 MIN_PER_SIDE_TO_WARN = 50
 #: Images per side and class, at most: enough for a stable AUC, cheap on 2 cores.
@@ -111,7 +112,9 @@ def shift_warning(report: dict[str, Any]) -> str | None:
     counts = test.get("images_per_side", {})
     shifted = {c: a for c, a in test.get("per_class_auc", {}).items()
                if a >= WARN_CLASS_AUC and counts.get(c, 0) >= MIN_PER_SIDE_TO_WARN}
-    if test["auc"] < WARN_AUC and not shifted:
+    # an AUC from a few dozen images swings by 0.1 or more: below that count only the numbers are reported
+    enough = sum(counts.values()) >= MIN_PER_SIDE_TO_WARN
+    if (test["auc"] < WARN_AUC or not enough) and not shifted:
         return None
     val = report.get("val")
     versus = f" (val: {val['auc']:.2f})" if val else ""
