@@ -210,6 +210,11 @@ def test_evaluate_split_all_scores_every_image_of_an_external_folder(
     assert json.loads(out)["n"] == 18
     evaluation = json.loads((fe["run"] / "evaluation-all.json").read_text())
     assert evaluation["split"] == "all" and evaluation["metrics"]["n"] == 18
+    # the same images as a lone test/ split: adapters need train, and the error says what to do
+    test_only = make_folder(tmp_path / "site_c", {"test": 2})
+    code, out, err = tl("evaluate", fe["run"], "--data", test_only)
+    assert code == 2 and out == ""
+    assert "no train/ split" in err and "--split all" in err and len(err.strip().splitlines()) == 1
 
 
 def test_evaluate_refuses_data_with_other_classes(

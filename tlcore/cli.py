@@ -12,7 +12,7 @@ from typing import Any
 
 import tlcore
 from tlcore import io_atomic
-from tlcore.errors import TlcoreError
+from tlcore.errors import DataError, TlcoreError
 
 EXAMPLES = """\
 examples:
@@ -203,7 +203,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     data = args.data or saved.get("data")
     if not data:
         raise TlcoreError("no --data given and the run does not record its data", "pass --data DIR")
-    prepared = prepare_data(host, data, config, classes=meta.classes, task=meta.task)
+    try:
+        prepared = prepare_data(host, data, config, classes=meta.classes, task=meta.task)
+    except DataError as exc:
+        if "no train/" not in exc.message:
+            raise
+        # Adapters need a train split; an external site's labelled images have none.
+        raise DataError(exc.message, "to score every image of another site, put them in <class>/ folders "
+                        "and use --split all") from None
     if args.split == "all":  # an external site's labelled folder: every image, whatever split it landed in
         records = [r for split in prepared.dataset.splits.values() for r in split]
     elif args.split not in prepared.dataset.splits:
