@@ -8,7 +8,7 @@ inside folders) are decoded with the generic reader.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -23,17 +23,33 @@ from tlcore.specs import PredictionInputs
 _GENERIC_SUFFIXES = IMAGE_SUFFIXES | {".npy"}
 
 
+def expand(paths: list[Path], accept: Callable[[Path], bool]) -> list[str]:
+    """Files as given (the user named them), folders as the accepted files under them (sorted, hidden
+    folders and files skipped). Adapters' ``predict_inputs`` use it too."""
+    items: list[str] = []
+    for path in paths:
+        if not path.is_dir():
+            items.append(str(path))
+            continue
+        items += sorted(
+            str(f) for f in path.rglob("*")
+            if f.is_file() and not any(part.startswith(".") for part in f.relative_to(path).parts) and accept(f)
+        )
+    return items
+
+
 def generic_inputs(paths: list[Path], channels: int) -> PredictionInputs:
     items: list[str] = []
     for path in paths:
-        if path.is_dir():
-            found = sorted(str(f) for f in path.rglob("*") if f.is_file() and f.suffix.lower() in _GENERIC_SUFFIXES)
-            if not found:
-                raise DataError(f"no image files in {path}", "pass image files, or a folder that holds some")
-            items += found
-        else:
-            items.append(str(path))
+        found = expand([path], _generic)
+        if not found:  # only a folder can come back empty
+            raise DataError(f"no image files in {path}", "pass image files, or a folder that holds some")
+        items += found
     return PredictionInputs(items, partial(read_for_prediction, channels=channels))
+
+
+def _generic(path: Path) -> bool:
+    return path.suffix.lower() in _GENERIC_SUFFIXES
 
 
 def prediction_inputs(

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from tlcore.data.prediction_inputs import expand
 from tlcore.errors import DataError
 from tlcore.specs import LabeledDataset, PredictionInputs, Record
 from tlcore_medical import folders, intensity
@@ -104,5 +105,5 @@ def load(root: Path, options: Mapping[str, Any]) -> LabeledDataset:
 def predict_inputs(paths: list[Path], options: Mapping[str, Any], channels: int) -> PredictionInputs:
     """New ``.mat`` cases, clipped with the run's percentiles."""
     percentiles = intensity.pair_option(options, "percentiles", NAME, "[1, 99]") or intensity.DEFAULT_PERCENTILES
-    files = folders.expand(paths, lambda p: p.suffix.lower() == ".mat" and p.name.lower() != "cvind.mat")
+    files = expand(paths, lambda p: p.suffix.lower() == ".mat" and p.name.lower() != "cvind.mat")
     return PredictionInputs(files, BrainMatReader(channels, percentiles))

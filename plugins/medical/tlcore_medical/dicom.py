@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from tlcore.data.prediction_inputs import expand
 from tlcore.errors import DataError
 from tlcore.specs import LabeledDataset, PredictionInputs, Record
 from tlcore_medical import folders, intensity
@@ -199,4 +200,4 @@ def load(root: Path, options: Mapping[str, Any]) -> LabeledDataset:
 
 def predict_inputs(paths: list[Path], options: Mapping[str, Any], channels: int) -> PredictionInputs:
     """New DICOMs (files, or the DICOMs in folders) windowed with the run's options."""
-    return PredictionInputs(folders.expand(paths, is_dicom), reader_from(options))
+    return PredictionInputs(expand(paths, is_dicom), reader_from(options))

@@ -21,14 +21,6 @@ def files_under(folder: Path, accept: Callable[[Path], bool]) -> list[Path]:
     )
 
 
-def expand(paths: list[Path], accept: Callable[[Path], bool]) -> list[str]:
-    """``tl predict``'s inputs as files: files as given (the user named them), folders as their accepted files."""
-    items: list[str] = []
-    for path in paths:
-        items += [str(p) for p in files_under(path, accept)] if path.is_dir() else [str(path)]
-    return items
-
-
 def has_file_among_first(root: Path, accept: Callable[[Path], bool], limit: int = 300) -> bool:
     """Whether one of the first ``limit`` files under ``root`` (sorted walk, hidden folders skipped) is accepted.
 

@@ -2,7 +2,7 @@
 
 Medical images carry 12-16 bit (or float) intensities; they stay float until this step, so the
 window decides what the 256 output levels are spent on. The scaling itself is MONAI's
-(``ScaleIntensityRange``, ``ScaleIntensityRangePercentiles``), imported when a file is first read.
+(``ScaleIntensityRange``, between a window's ends or two percentiles), imported when a file is first read.
 """
 
 from __future__ import annotations
@@ -29,15 +29,16 @@ def window(values: np.ndarray, center: float, width: float) -> np.ndarray:
 
 def percentile_window(values: np.ndarray, percentiles: Sequence[float] = DEFAULT_PERCENTILES) -> np.ndarray:
     """Clip to the given percentiles of ``values`` and scale to [0, 1] (robust to a few hot pixels), by MONAI's
-    ScaleIntensityRangePercentiles; a flat image (no range between the percentiles) is all zeros."""
-    from monai.transforms.intensity.array import ScaleIntensityRangePercentiles
+    ScaleIntensityRange; a flat image (no range between the percentiles) is all zeros."""
+    from monai.transforms.intensity.array import ScaleIntensityRange
 
     values = np.asarray(values, dtype=np.float32)
+    # Computed once here: MONAI's ScaleIntensityRangePercentiles would compute them again, and the flat
+    # case needs them first.
     lo, hi = np.percentile(values, list(percentiles))
     if hi <= lo:
         return np.zeros(values.shape, dtype=np.float32)
-    scale = ScaleIntensityRangePercentiles(lower=percentiles[0], upper=percentiles[1], b_min=0.0, b_max=1.0,
-                                           clip=True, dtype=np.float32)
+    scale = ScaleIntensityRange(a_min=float(lo), a_max=float(hi), b_min=0.0, b_max=1.0, clip=True, dtype=np.float32)
     return np.asarray(scale(values))
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tlcore.data.prediction_inputs import expand
 from tlcore.errors import DataError
 from tlcore.specs import LabeledDataset, PredictionInputs, Record, read_rgb
 from tlcore_medical import intensity, tables
@@ -186,9 +187,9 @@ def detect(root: Path) -> bool:
 def predict_inputs(paths: list[Path], options: Mapping[str, Any], channels: int) -> PredictionInputs:
     """New files as a manifest's were read: all DICOM through the DICOM reader (the run's window), else images."""
     from tlcore.data.images import IMAGE_SUFFIXES
-    from tlcore_medical import dicom, folders
+    from tlcore_medical import dicom
 
-    items = folders.expand(paths, lambda p: dicom.is_dicom(p) or p.suffix.lower() in IMAGE_SUFFIXES)
+    items = expand(paths, lambda p: dicom.is_dicom(p) or p.suffix.lower() in IMAGE_SUFFIXES)
     if items and all(dicom.is_dicom(Path(item)) for item in items):
         return PredictionInputs(items, dicom.reader_from(options, NAME))
     return PredictionInputs(items, image_reader(channels))

@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from tlcore.data.prediction_inputs import expand
 from tlcore.errors import DataError
 from tlcore.specs import MEMBER_SEPARATOR, LabeledDataset, PredictionInputs, Record
-from tlcore_medical import arrays, folders, intensity
+from tlcore_medical import arrays, intensity
 
 NAME = "medical/medmnist"
 SPLITS = ("train", "val", "test")
@@ -162,9 +163,11 @@ def predict_inputs(paths: list[Path], options: Mapping[str, Any], channels: int)
     """Every image in each ``.npz`` given (its ``train/val/test_images`` arrays; labels are not needed), as
     ``FILE::SPLIT:INDEX``."""
     items: list[str] = []
-    for file in folders.expand(paths, lambda p: p.suffix.lower() == ".npz"):
+    for file in expand(paths, lambda p: p.suffix.lower() == ".npz"):
         with _npz(file) as data:
-            counts = {s: data[f"{s}_images"].shape[0] for s in SPLITS if f"{s}_images" in data.files}
+            present = [s for s in SPLITS if f"{s}_images" in data.files]
+        # through the array cache the reader uses, so each array is decompressed once
+        counts = {split: len(split_images(file, split)) for split in present}
         if not counts:
             raise DataError(f"{NAME}: {file} has no train_images, val_images or test_images array")
         items += [f"{file}{MEMBER_SEPARATOR}{split}:{i}" for split, n in counts.items() for i in range(n)]

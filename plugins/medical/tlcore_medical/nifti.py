@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tlcore.data.prediction_inputs import expand
 from tlcore.errors import ConfigError, DataError
 from tlcore.specs import MEMBER_SEPARATOR, LabeledDataset, PredictionInputs, Record
 from tlcore_medical import arrays, folders, intensity, tables
@@ -377,7 +378,7 @@ def predict_inputs(paths: list[Path], options: Mapping[str, Any], channels: int)
     slicing = slicing_from(options, reader.axis)
     slicing.stride = 1
     items = []
-    for file in folders.expand(paths, is_nifti):
+    for file in expand(paths, is_nifti):
         volume = load_volume(file, reader.settings)
         items += [f"{file}{MEMBER_SEPARATOR}{i}" for i in slicing.indices(volume)]
     return PredictionInputs(items, reader)
