@@ -12,7 +12,7 @@ from typing import Any
 
 import tlcore
 from tlcore import io_atomic
-from tlcore.errors import DataError, TlcoreError
+from tlcore.errors import DataError, NoTrainSplitError, TlcoreError
 
 EXAMPLES = """\
 examples:
@@ -205,9 +205,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise TlcoreError("no --data given and the run does not record its data", "pass --data DIR")
     try:
         prepared = prepare_data(host, data, config, classes=meta.classes, task=meta.task)
-    except DataError as exc:
-        if "no train/" not in exc.message:
-            raise
+    except NoTrainSplitError as exc:
         # Adapters need a train split; an external site's labelled images have none.
         raise DataError(exc.message, "to score every image of another site, put them in <class>/ folders "
                         "and use --split all") from None

@@ -49,6 +49,10 @@ class DataError(TlcoreError):
     """The data on disk is not what the adapter expects."""
 
 
+class NoTrainSplitError(DataError):
+    """The data has split folders but no train split. ``tl evaluate`` points to ``--split all``."""
+
+
 class WeightsError(TlcoreError):
     """Pretrained weights could not be found or loaded."""
 

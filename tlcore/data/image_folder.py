@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tlcore.data.images import IMAGE_SUFFIXES
-from tlcore.errors import DataError
+from tlcore.errors import DataError, NoTrainSplitError
 from tlcore.specs import SPLIT_NAMES, LabeledDataset, Record
 
 SPLIT_ALIASES = SPLIT_NAMES  # folder names: the shared split vocabulary
@@ -53,7 +53,8 @@ def load(root: Path, options: Mapping[str, Any]) -> LabeledDataset:
             raise DataError(f"{root} has no class folders", LAYOUT_HINT)
         splits = {"train": root}
     if "train" not in splits:
-        raise DataError(f"{root} has {', '.join(d.name for d in splits.values())}/ but no train/ split", LAYOUT_HINT)
+        found = ", ".join(d.name for d in splits.values())
+        raise NoTrainSplitError(f"{root} has {found}/ but no train/ split", LAYOUT_HINT)
     classes = [d.name for d in _subdirs(splits["train"])]
     if not classes:
         raise DataError(f"{splits['train']} has no class folders", LAYOUT_HINT)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tlcore.data.images import IMAGE_SUFFIXES
-from tlcore.errors import ConfigError, DataError
+from tlcore.errors import ConfigError, DataError, NoTrainSplitError
 from tlcore.specs import SPLIT_NAMES, LabeledDataset, Record
 
 SEPARATOR = "___"
@@ -136,7 +136,8 @@ def find_layout(root: Path, image_set: str = "color") -> dict[str, Path]:
             splits[split] = d
         if splits:
             if "train" not in splits:
-                raise DataError(f"{folder} has {', '.join(d.name for d in splits.values())}/ but no train/", HINT)
+                found = ", ".join(d.name for d in splits.values())
+                raise NoTrainSplitError(f"{folder} has {found}/ but no train/", HINT)
             return {split: _class_container(d, image_set) for split, d in splits.items()}
         is_wrapper = len(subs) == 1 and SEPARATOR not in subs[0].name and subs[0].name.lower() not in IMAGE_SETS
         if not is_wrapper or depth == _WRAPPER_DEPTH:

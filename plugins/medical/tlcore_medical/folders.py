@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from tlcore.errors import DataError
+from tlcore.errors import DataError, NoTrainSplitError
 from tlcore.specs import SPLIT_NAMES
 
 
@@ -58,7 +58,8 @@ def labelled_files(
     """Classes (the train split's folders) and ``(file, class index)`` pairs per split."""
     splits = split_folders(root)
     if "train" not in splits:
-        raise DataError(f"{root} has {', '.join(d.name for d in splits.values())}/ but no train/ split", layout)
+        found = ", ".join(d.name for d in splits.values())
+        raise NoTrainSplitError(f"{root} has {found}/ but no train/ split", layout)
     classes = [d.name for d in subdirs(splits["train"]) if files_under(d, accept)]
     if len(classes) < 2:
         raise DataError(f"{splits['train']} needs at least two class folders with {what} files", layout)
