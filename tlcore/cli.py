@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ examples:
   tl train --preset feature-extraction --data ../shared/datasets/beans --output runs/beans-fe
   tl train --preset fine-tuning --data ./my_images --output runs/ft --set epochs=5 --set backbone=resnet50
   tl evaluate runs/ft --data ./other_hospital
+  tl stress runs/ft           (which acquisition changes - blur, JPEG, framing - flip predictions on val)
   tl predict runs/ft leaf1.jpg leaf2.jpg
   tl report runs/ft          (HTML: metrics, plots, Grad-CAM of errors)   tl explain runs/ft leaf1.jpg
   tl export runs/ft --format onnx
@@ -188,11 +189,12 @@ def _print_summary(report: dict[str, Any], run_dir: Path) -> None:
     print(f"run written to {run_dir} (report.json, model.safetensors, metrics)")
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
+def split_inputs(args: argparse.Namespace) -> tuple[Path, Any, Any, Any, Any, list[Any]]:
+    """What scoring a run on ``args.split`` of ``args.data`` needs (``tl evaluate``, ``tl stress``): the run
+    directory, model and meta, the run's config with ``args.set`` applied, the prepared data and the records."""
     import yaml
 
     from tlcore.data.prepare import prepare_data
-    from tlcore.train.objective import Objective
     from tlcore.train.run import RUN_CONFIG
 
     host = _host()
@@ -215,6 +217,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise TlcoreError(f"{data} has no {args.split!r} split", f"splits: {', '.join(prepared.dataset.splits)}")
     else:
         records = prepared.dataset.splits[args.split]
+    return run_dir, model, meta, config, prepared, records
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from tlcore.train.objective import Objective
+
+    run_dir, model, meta, config, prepared, records = split_inputs(args)
     outputs = _predict(model, meta, [r.path for r in records], prepared.dataset.reader, config, args.adapt_bn)
     objective = Objective.from_meta(meta)
     metrics = objective.metrics(objective.targets(records), outputs)
@@ -236,9 +245,13 @@ def _load(host: Any, run_dir: Path) -> tuple[Any, Any]:
     return load_model(host, run_dir)
 
 
-def _predict(model: Any, meta: Any, paths: list[str], reader: Any, config: Any, adapt_bn: bool = False) -> Any:
+def _predict(
+    model: Any, meta: Any, paths: list[str], reader: Any, config: Any, adapt_bn: bool = False,
+    view: Callable[[Any], Any] | None = None,
+) -> Any:
     """Outputs in the user's units: class or per-label probabilities, or regression values. With ``adapt_bn``
-    the BatchNorm statistics are first re-estimated on these images (their labels are never read)."""
+    the BatchNorm statistics are first re-estimated on these images (their labels are never read); ``view``
+    wraps the run's eval transform (``tl stress`` perturbs what the model sees)."""
     import torch
     from torch.utils.data import DataLoader
 
@@ -252,6 +265,8 @@ def _predict(model: Any, meta: Any, paths: list[str], reader: Any, config: Any, 
     transform = eval_transform(
         AugmentationContext(pre.input_size, False, pre.interpolation, pre.crop_pct, meta.in_chans)
     )
+    if view is not None:
+        transform = view(transform)
     ds = ImageDataset([Record(p, 0) for p in paths], reader, transform, *meta.normalization())
     objective = Objective.from_meta(meta)
     loader = DataLoader(ds, batch_size=64)
@@ -466,6 +481,10 @@ def build_parser() -> argparse.ArgumentParser:
     from tlcore.cache_command import add_cache_command
 
     add_cache_command(sub)
+
+    from tlcore.reports.stress_command import add_stress_command
+
+    add_stress_command(sub)
     return parser
 
 
