@@ -141,6 +141,9 @@ def test_stress_finds_the_cue_a_model_leans_on(framing_run: dict[str, Path], tl:
     assert not rows["darker"]["flagged"] and rows["darker"]["changed"] < 0.05
     assert "warning: zoom-in (" in err and "far recall 1.00 -> " in err
     assert (run / "stress-val.png").stat().st_size > 1000
+    code, _, err = tl("report", run, "--errors", "0")
+    assert code == 0, err
+    assert "Stress test (val split)" in (run / "report.html").read_text()
     # the clean score is the plain evaluation's
     code, _, err = tl("evaluate", run, "--split", "val")
     assert code == 0, err

@@ -335,6 +335,13 @@ def gallery_section(
     return items, f"heatmaps from layer {layer}" + (f"; {note}" if note else "")
 
 
+STRESS_CAPTION = (
+    "From `tl stress`: the headline metric with the same images acquired differently (blur, JPEG, exposure, "
+    "framing...); the dashed line is the unchanged images' score. Red bars changed 5 %+ of the predictions or "
+    "cost 0.03+: cues the model leans on that another site may not share (details in stress-SPLIT.json)."
+)
+
+
 def render_report(run_dir: Path, report: dict[str, Any], host: Any, errors: int = 8) -> str:
     """The HTML page for ``run_dir`` as a string."""
     import jinja2
@@ -356,6 +363,9 @@ def render_report(run_dir: Path, report: dict[str, Any], host: Any, errors: int 
         for key, plot in PLOTS.items()
         if (run_dir / plot.file).is_file()
     ]
+    for path in sorted(run_dir.glob("stress-*.png")):  # written by `tl stress`, after training
+        plots.append({"id": path.stem, "title": f"Stress test ({path.stem.removeprefix('stress-')} split)",
+                      "caption": STRESS_CAPTION, "src": data_uri(path)})
     gallery, gallery_note = gallery_section(run_dir, predictions.get("test"), host, errors)
     data = report.get("data") or {}
     others = {k: v for k, v in report.items() if k not in RENDERED}
