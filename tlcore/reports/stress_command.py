@@ -58,7 +58,7 @@ def _print_table(report: dict[str, Any]) -> None:
 
     key = report["metric"]
     table = Table(title=f"{report['split']} split, {key.replace('_', ' ')} clean {report['clean'][key]:.3f}")
-    for column in ("change", key.replace("_", " "), "drop", "predictions changed", "class hit most"):
+    for column in ("change", key.replace("_", " "), "vs clean", "predictions changed", "class hit most"):
         table.add_column(column, justify="left" if column in ("change", "class hit most") else "right")
     for row in report["perturbations"]:
         worst = row.get("worst_class")
@@ -66,9 +66,9 @@ def _print_table(report: dict[str, Any]) -> None:
         table.add_row(
             row["name"],
             "-" if row[key] is None else f"{row[key]:.3f}",
-            "-" if row["drop"] is None else f"{row['drop']:+.3f}",
+            "-" if row["drop"] is None else f"{-row['drop']:+.3f}",
             "-" if row["changed"] is None else f"{row['changed']:.1%}",
-            f"{worst['class']} {worst['clean_recall']:.2f} -> {worst['recall']:.2f}" if worst else "-",
+            f"{worst['class']} {worst['clean_recall']:.2f}->{worst['recall']:.2f}" if worst else "-",
             style=style,
         )
     console.print(table)
