@@ -95,6 +95,7 @@ def test_summary_flags_changes_that_flip_predictions_and_names_the_class_hit() -
     assert rows["blur"]["changed"] == 0.0 and not rows["blur"]["flagged"]
     assert rows["jpeg"]["changed"] == pytest.approx(0.15) and rows["jpeg"]["drop"] == pytest.approx(0.15)
     assert rows["jpeg"]["worst_class"] == {"class": "NORMAL", "recall": 0.7, "clean_recall": 1.0}
+    assert rows["jpeg"]["recall"] == {"NORMAL": 0.7, "PNEUMONIA": 1.0} and report["clean"]["recall"]["NORMAL"] == 1.0
     assert report["flagged"] == ["jpeg"]
     (line,) = stress.warning_lines(report)
     assert line.startswith("warning: jpeg (") and "changes 15% of predictions" in line

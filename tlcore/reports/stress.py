@@ -199,6 +199,7 @@ def summarise(
         if recalls:
             worst = min(recalls, key=lambda c: recalls[c] - base_recall[c])
             row["worst_class"] = {"class": worst, "recall": recalls[worst], "clean_recall": base_recall[worst]}
+            row["recall"] = recalls
         row["flagged"] = (changed is not None and changed >= CHANGED_WARN) or (drop is not None and drop >= DROP_WARN)
         row["metrics"] = {k: metrics.get(k) for k in ("accuracy", "balanced_accuracy", "auc", "micro_auc", "r2",
                                                         "rmse") if k in metrics}
@@ -207,7 +208,7 @@ def summarise(
         "metric": key,
         "clean": {key: base, "metrics": {k: clean_metrics.get(k) for k in ("n", "accuracy", "balanced_accuracy",
                                                                              "auc", "r2", "rmse")
-                                         if k in clean_metrics}},
+                                         if k in clean_metrics}, **({"recall": base_recall} if base_recall else {})},
         "thresholds": {"changed": CHANGED_WARN, "drop": DROP_WARN},
         "perturbations": rows,
         "flagged": [r["name"] for r in rows if r["flagged"]],
