@@ -90,26 +90,35 @@ def test_xray_train_steps_and_no_flip_by_default(host: PluginHost) -> None:
     train = build(AugmentationContext(image_size=(224, 224), train=True))
     steps = _steps(train)
     assert steps[:2] == _steps(eval_transform(AugmentationContext(image_size=(224, 224), train=False)))
-    for name in ("Affine", "RandomBrightnessContrast", "RandomGamma", "CLAHE", "OneOf", "GaussNoise"):
+    for name in ("Affine", "RandomBrightnessContrast", "RandomGamma", "CLAHE", "OneOf", "ImageCompression",
+                 "GaussNoise"):
         assert name in steps
     blur = next(t for t in train.transforms if isinstance(t, A.OneOf))
     assert {type(t).__name__ for t in blur.transforms} == {"GaussianBlur", "Downscale"}
     assert not {"HorizontalFlip", "VerticalFlip", "ColorJitter", "HueSaturationValue"} & set(steps)
     clahe = next(t for t in train.transforms if isinstance(t, A.CLAHE))
     assert clahe.p == pytest.approx(0.3)
-    affine = next(t for t in train.transforms if isinstance(t, A.Affine))
-    assert tuple(affine.rotate) == (-10, 10)
+    jpeg = next(t for t in train.transforms if isinstance(t, A.ImageCompression))
+    assert tuple(jpeg.quality_range) == (30, 95)
+    framing, film_shape = (t for t in train.transforms if isinstance(t, A.Affine))
+    assert tuple(framing.rotate) == (-10, 10)
+    # framing zooms both axes together, up to 1.25x tighter (a stress test found 1.2x tighter films misread)
+    assert framing.scale == {"x": (0.85, 1.25), "y": (0.85, 1.25)} and framing.keep_ratio
     # width and height scale apart, so a film's aspect ratio is not a cue
-    assert not affine.keep_ratio and affine.scale == {"x": (0.85, 1.15), "y": (0.85, 1.15)}
-    square = np.zeros((224, 224, 1), np.uint8)
-    square[62:162, 62:162] = 255
-    shapes = set()
-    for seed in range(20):
-        only_affine = A.Compose([affine], seed=seed)
-        out = only_affine(image=square, force_apply=True)["image"][..., 0] > 127
+    assert not film_shape.keep_ratio and film_shape.scale == {"x": (0.9, 1.1), "y": (0.9, 1.1)}
+
+    def bright_box(transform: A.BasicTransform, seed: int) -> tuple[int, int]:
+        square = np.zeros((224, 224, 1), np.uint8)
+        square[62:162, 62:162] = 255
+        out = A.Compose([transform], seed=seed)(image=square, force_apply=True)["image"][..., 0] > 127
         rows, cols = np.flatnonzero(out.any(axis=1)), np.flatnonzero(out.any(axis=0))
-        shapes.add(round((rows[-1] - rows[0]) / (cols[-1] - cols[0]), 2))
+        return int(rows[-1] - rows[0]), int(cols[-1] - cols[0])
+
+    shapes = {round(h / w, 2) for h, w in (bright_box(film_shape, seed) for seed in range(20))}
     assert max(shapes) - min(shapes) > 0.1  # the bright square comes out taller or wider
+    framed = [bright_box(A.Affine(scale=framing.scale, keep_ratio=True, p=1.0), seed) for seed in range(20)]
+    assert max(h for h, _ in framed) > 115 and min(h for h, _ in framed) < 95  # tighter and looser framing
+    assert all(abs(h - w) <= 2 for h, w in framed)  # framing keeps the aspect ratio
 
     flipped = build(AugmentationContext(image_size=(224, 224), train=True, params={"hflip": True}))
     assert "HorizontalFlip" in _steps(flipped)

@@ -68,9 +68,9 @@ def _xray(ctx: AugmentationContext) -> Any:
 def register_augmentations(register: Callable[[Augmentation], None]) -> None:
     register(Augmentation(
         name="medical/xray",
-        description="grey radiographs: eval resize/crop, small affine (x/y scale 0.85-1.15 apart, shift 6%, "
-        "rotate 10°), brightness/contrast, gamma, CLAHE, blur or downscale, light noise; no flip (param hflip: "
-        "true adds one), no colour jitter",
+        description="grey radiographs: eval resize/crop, framing zoom 0.85-1.25, shift 6%, rotate 10°, x/y "
+        "scale 0.9-1.1 apart, brightness/contrast, gamma, CLAHE, blur or downscale, JPEG quality 30-95, light "
+        "noise; no flip (param hflip: true adds one), no colour jitter",
         build=_xray,
     ))
     register(Augmentation(
