@@ -131,6 +131,7 @@ SPEC_OBJECTS: list[tuple[str, list[str]]] = [
             specs.Head,
             specs.HeadContext,
             specs.Preset,
+            specs.Perturbation,
         )
     ],
     ("CatalogEntry", list(CatalogEntry.model_fields)),

@@ -31,9 +31,10 @@ from tlcore.specs import (
     Head,
     HeadContext,
     LabeledDataset,
+    Perturbation,
     Preset,
 )
-from tlcore.testing import check_augmentation, check_head
+from tlcore.testing import check_augmentation, check_head, check_perturbation
 
 
 def plugin(**hooks: Callable[..., Any]) -> SimpleNamespace:
@@ -168,6 +169,40 @@ def test_register_augmentations_plugin_pipeline_is_built_for_train_and_eval() ->
     ctx = AugmentationContext(image_size=(64, 64), train=True, crop_pct=1.0)
     flipped = entry.item.build(ctx)(image=image)["image"]
     assert flipped[:32].max() == 0 and flipped[32:].min() == 255
+
+
+# -- register_perturbations -------------------------------------------------------------------------
+
+
+def test_register_perturbations_plugin_change_is_listed_run_by_stress_and_checked() -> None:
+    from tlcore.reports import stress
+
+    def invert(u: np.ndarray) -> np.ndarray:
+        return 1.0 - u
+
+    def register_perturbations(register: Callable[[Perturbation], None]) -> None:
+        register(Perturbation(name="acme/invert", description="negative film", apply=invert))
+
+    host = host_with("acme", register_perturbations=register_perturbations)
+    entry = host.perturbations.entry("acme/invert")
+    assert entry.plugin == "acme" and "blur" in host.perturbations  # the core's changes stay
+    check_perturbation(entry.item)
+    # tl stress runs it after the core's changes, on the image's own range (uint8 here)
+    chosen = stress.select(host.perturbations, None)
+    assert chosen[-1].name == "acme/invert" and chosen[0].name == "blur"
+    image = np.full((4, 4, 3), 200, np.uint8)
+    out = stress.perturb(image, entry)
+    assert out.dtype == np.uint8 and int(out[0, 0, 0]) == 55
+
+    # a change that is not deterministic fails the contract check with a hint
+    noisy = Perturbation("acme/noisy", "fresh noise each call", lambda u: u + np.random.normal(0, 0.1, u.shape))
+    with pytest.raises(AssertionError, match="two calls on the same image differ"):
+        check_perturbation(noisy)
+    # registering something else fails the plugin, all or nothing
+    bad = host_with("bad", register_perturbations=lambda register: register("blur twice"))
+    assert "blur" in bad.perturbations  # the registry is built on first use
+    state, error = status(bad, "bad")
+    assert state == "failed" and "register_perturbations expects Perturbation objects, got str" in (error or "")
 
 
 # -- register_backbones ---------------------------------------------------------------------------------

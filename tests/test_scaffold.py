@@ -18,6 +18,7 @@ BIN = Path(sys.executable).parent
 HOOKS = (
     "register_dataset_adapters",
     "register_augmentations",
+    "register_perturbations",
     "register_backbones",
     "resolve_backbone",
     "register_heads",

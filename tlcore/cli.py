@@ -463,8 +463,10 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--dir", default=".", help="folder to create tlcore-NAME/ in (default: the current one)")
     new.set_defaults(func=cmd_plugin_new)
 
-    p = sub.add_parser("list", help="list datasets, adapters, backbones, heads, augmentations or presets")
-    p.add_argument("kind", choices=["datasets", "adapters", "backbones", "heads", "augmentations", "presets"])
+    p = sub.add_parser("list", help="list datasets, adapters, backbones, heads, augmentations, presets or "
+                       "perturbations (tl stress)")
+    kinds = ["datasets", "adapters", "backbones", "heads", "augmentations", "presets", "perturbations"]
+    p.add_argument("kind", choices=kinds)
     p.add_argument("pattern", nargs="?", help="filter: substring or shell pattern (resnet*)")
     p.add_argument("--all", action="store_true", help="backbones: every timm architecture, not just the curated list")
     p.add_argument("--json", action="store_true")

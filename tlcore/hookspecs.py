@@ -23,7 +23,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from tlcore.catalog import CatalogEntry
-    from tlcore.specs import Augmentation, Backbone, DatasetAdapter, Head, Preset
+    from tlcore.specs import Augmentation, Backbone, DatasetAdapter, Head, Perturbation, Preset
 
 hookspec = pluggy.HookspecMarker("tlcore")
 
@@ -47,6 +47,17 @@ def register_augmentations(register: Callable[[Augmentation], None]) -> None:
     Called once, when the augmentation registry is first used. Call ``register(aug)`` for
     each :class:`~tlcore.specs.Augmentation`; its ``build(context)`` returns the train or
     eval transform for the model's input size.
+    """
+
+
+@hookspec
+def register_perturbations(register: Callable[[Perturbation], None]) -> None:
+    """Register acquisition changes that ``tl stress`` re-scores a run's images under.
+
+    Called once, when the perturbation registry is first used. Call ``register(change)`` for each
+    :class:`~tlcore.specs.Perturbation`: a deterministic change of the model's input view that another
+    device, site or setting would make (an MRI bias field, a drone's motion blur). The core registers
+    generic ones (blur, JPEG, exposure, framing); a domain plugin adds its modality's own.
     """
 
 

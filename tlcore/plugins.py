@@ -27,7 +27,7 @@ import tlcore
 from tlcore import hookspecs
 from tlcore.errors import DuplicateNameError, PluginError, TlcoreError, UnknownNameError
 from tlcore.registry import Registry
-from tlcore.specs import Augmentation, Backbone, DatasetAdapter, Head, Preset
+from tlcore.specs import Augmentation, Backbone, DatasetAdapter, Head, Perturbation, Preset
 
 ENTRY_POINT_GROUP = "tlcore"
 DEFAULT_PLUGIN_PREFIX = "tlcore."
@@ -201,6 +201,10 @@ class PluginHost:
         return self._collect("register_augmentations", "augmentation", Augmentation)
 
     @cached_property
+    def perturbations(self) -> Registry[Perturbation]:
+        return self._collect("register_perturbations", "perturbation", Perturbation)
+
+    @cached_property
     def backbones(self) -> Registry[Backbone]:
         return self._collect("register_backbones", "backbone", Backbone)
 
@@ -252,6 +256,7 @@ class PluginHost:
             "backbones": self.backbones,
             "heads": self.heads,
             "presets": self.presets,
+            "perturbations": self.perturbations,
         }
 
 

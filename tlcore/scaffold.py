@@ -1,8 +1,9 @@
 """``tl plugin new NAME``: write an installable plugin skeleton with one example of every hook.
 
 The skeleton ``tlcore-NAME/`` holds ``pyproject.toml`` (setuptools, entry point group
-``tlcore``), the package ``tlcore_NAME`` (a dataset adapter, an augmentation, a backbone, a
-``resolve_backbone``, a head, a preset and a catalogue entry, all named ``NAME/...``), tests that
+``tlcore``), the package ``tlcore_NAME`` (a dataset adapter, an augmentation, a stress-test
+perturbation, a backbone, a ``resolve_backbone``, a head, a preset and a catalogue entry, all named
+``NAME/...``), tests that
 run :func:`tlcore.testing.check_plugin`, and a README. It installs and passes its tests as written.
 """
 
@@ -23,7 +24,7 @@ build-backend = "setuptools.build_meta"
 [project]
 name = "__DIST__"
 version = "0.1.0"
-description = "tlcore plugin __NAME__: dataset adapter, augmentation, backbone, head, preset and catalogue entry"
+description = "tlcore plugin __NAME__: one example of every tlcore hook"
 readme = "README.md"
 requires-python = ">=3.11"
 dependencies = [
@@ -53,6 +54,7 @@ Registers one example of every hook in tlcore.hookspecs; every name is namespace
 * dataset adapter ``__NAME__/folder``: image folders whose file names may start with a group
   (``<patient>__<image>.png``), so val/test carved out of train never split a patient;
 * augmentation ``__NAME__/photo``: albumentations pipeline for photos;
+* perturbation ``__NAME__/vignette``: darker corners, an acquisition change for ``tl stress``;
 * backbone ``__NAME__/resnet18``: timm resnet18, random initialisation (works offline);
 * ``resolve_backbone``: ``__NAME__/<timm architecture>`` for any other timm model, random initialisation;
 * head ``__NAME__/norm-linear``: layer norm, dropout, linear (torch);
@@ -79,10 +81,13 @@ from tlcore.specs import (
     Head,
     HeadContext,
     LabeledDataset,
+    Perturbation,
     Preset,
 )
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from tlcore.catalog import CatalogEntry
 
 PREFIX = "__NAME__"
@@ -153,6 +158,26 @@ def register_augmentations(register: Callable[[Augmentation], None]) -> None:
             build=photo,
         )
     )
+
+
+# -- stress-test perturbation ----------------------------------------------------------------------
+
+
+def vignette(u: np.ndarray) -> np.ndarray:
+    """Corners up to 30 % darker (uneven illumination): ``HxWxC`` float32 in [0, 1], same shape back."""
+    import numpy as np
+
+    h, w = u.shape[:2]
+    y, x = np.mgrid[0:h, 0:w]
+    r = np.hypot((y - h / 2) / (h / 2), (x - w / 2) / (w / 2)) / np.sqrt(2)
+    out: np.ndarray = u * (1.0 - 0.3 * r**2)[:, :, None]
+    return out
+
+
+@hookimpl
+def register_perturbations(register: Callable[[Perturbation], None]) -> None:
+    register(Perturbation(name=f"{PREFIX}/vignette", description="corners up to 30 % darker (uneven "
+                          "illumination)", apply=vignette))
 
 
 # -- backbones -------------------------------------------------------------------------------------
@@ -307,6 +332,7 @@ of every hook (see tlcore's `docs/plugins/hooks.md`); every name starts with `__
 |---|---|
 | `register_dataset_adapters` | `__NAME__/folder`: image folders, `<group>__<file>` names set the patient/field group |
 | `register_augmentations` | `__NAME__/photo`: random resized crop, flip, brightness/contrast |
+| `register_perturbations` | `__NAME__/vignette`: darker corners, a change `tl stress` re-scores val under |
 | `register_backbones` | `__NAME__/resnet18`: timm ResNet-18, random initialisation |
 | `resolve_backbone` | `__NAME__/<any timm architecture>`, random initialisation |
 | `register_heads` | `__NAME__/norm-linear`: layer norm, dropout, linear |

@@ -137,6 +137,21 @@ class Augmentation:
 
 
 @dataclass(frozen=True)
+class Perturbation:
+    """One named acquisition change for ``tl stress``: the same image as another device, site or setting
+    would give it.
+
+    ``apply`` maps an ``HxWxC`` float32 image in ``[0, 1]`` to the same shape and range; it is given the
+    model's input view (after resize and crop) and must be deterministic (seed any noise from the image,
+    so two runs report the same numbers). tlcore maps 8-bit images and other data to ``[0, 1]`` and back.
+    """
+
+    name: str
+    description: str
+    apply: Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
 class Backbone:
     """A pretrained model: a timm architecture plus where its weights come from.
 

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from tlcore.catalog import CatalogEntry
     from tlcore.config import RunConfig
     from tlcore.plugins import PluginHost
-    from tlcore.specs import Augmentation, Backbone, DatasetAdapter, Head, LabeledDataset
+    from tlcore.specs import Augmentation, Backbone, DatasetAdapter, Head, LabeledDataset, Perturbation
 
 __all__ = [
     "SAMPLE_CLASSES",
@@ -291,6 +291,32 @@ def check_augmentation(
             )
 
 
+def check_perturbation(perturbation: Perturbation, shapes: Sequence[tuple[int, int, int]] = ((48, 40, 3), (32, 32, 1)),
+                       seed: int = 0) -> None:
+    """On float32 images in ``[0, 1]`` (3 and 1 channels) the change keeps shape and range, is deterministic,
+    and changes something."""
+    import numpy as np
+
+    from tlcore.specs import Perturbation
+
+    what = f"perturbation {getattr(perturbation, 'name', perturbation)!r}"
+    _require(isinstance(perturbation, Perturbation), f"{what} is not a tlcore.specs.Perturbation")
+    _text_field(perturbation, "name", what)
+    _text_field(perturbation, "description", what)
+    _require(callable(perturbation.apply), f"{what}: apply must be callable")
+    rng = np.random.default_rng(seed)
+    for shape in shapes:
+        image = rng.uniform(0.2, 0.8, shape).astype(np.float32)
+        with _calling(f"{what} on a {shape} float32 image"):
+            first = np.asarray(perturbation.apply(image.copy()))
+            second = np.asarray(perturbation.apply(image.copy()))
+        _require(first.shape == image.shape, f"{what}: a {shape} image became {first.shape}; keep the shape")
+        _require(bool(np.all(np.isfinite(first))), f"{what}: returned NaN or infinite values")
+        _require(np.array_equal(first, second), f"{what}: two calls on the same image differ; seed any noise "
+                 "from the image (tlcore.data.perturbations.image_rng)")
+        _require(not np.allclose(first, image), f"{what}: left a {shape} image unchanged")
+
+
 def check_head(head: Head, in_features: int = 16, num_outputs: int = 3, seed: int = 0) -> None:
     """The head builds; torch heads map (2, in_features) to (2, num_outputs); sklearn heads fit and predict."""
     import numpy as np
@@ -503,6 +529,8 @@ def check_plugin(
             attempt(functools.partial(check_augmentation, entry.item))
         for entry in mine["heads"]:
             attempt(functools.partial(check_head, entry.item))
+        for entry in mine["perturbations"]:
+            attempt(functools.partial(check_perturbation, entry.item))
         for entry in mine["backbones"]:
             attempt(functools.partial(check_backbone, entry.item))
         attempt(functools.partial(check_resolve_backbone, host, name, resolvable))

@@ -17,12 +17,13 @@ from tlcore import io_atomic
 
 
 def cmd_stress(args: argparse.Namespace) -> int:
-    from tlcore.cli import _predict, split_inputs
+    from tlcore.cli import _host, _predict, split_inputs
     from tlcore.reports import stress
     from tlcore.train.objective import Objective
     from tlcore.train.runtime import progress
 
-    chosen = stress.select([n.strip() for n in args.only.split(",") if n.strip()] if args.only else None)
+    names = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
+    chosen = stress.select(_host().perturbations, names)
     run_dir, model, meta, config, prepared, records = split_inputs(args)
     paths = [r.path for r in records]
     objective = Objective.from_meta(meta)
@@ -33,11 +34,10 @@ def cmd_stress(args: argparse.Namespace) -> int:
         task = bar.add_task(f"stress ({len(records)} {args.split} images)", total=len(chosen) + 1, info="clean")
         clean = _predict(model, meta, paths, reader, config)
         bar.advance(task)
-        for perturbation in chosen:
-            bar.update(task, info=perturbation.name)
-            view = partial(stress.Perturbed, perturbation=perturbation)
-            outputs = _predict(model, meta, paths, reader, config, view=view)
-            results.append((perturbation, objective.metrics(targets, outputs), outputs))
+        for entry in chosen:
+            bar.update(task, info=entry.name)
+            outputs = _predict(model, meta, paths, reader, config, view=partial(stress.Perturbed, entry=entry))
+            results.append((entry, objective.metrics(targets, outputs), outputs))
             bar.advance(task)
         bar.update(task, info="done")
     report = stress.summarise(meta.task, objective.metrics(targets, clean), clean, results)
@@ -98,25 +98,25 @@ def plot_stress(report: dict[str, Any], path: Path) -> Path:
 
 
 def add_stress_command(sub: Any) -> None:
-    from tlcore.reports.stress import CHANGED_WARN, DROP_WARN, PERTURBATIONS
+    from tlcore.reports.stress import CHANGED_WARN, DROP_WARN
 
-    changes = "\n".join(f"  {p.name:14s} {p.description}" for p in PERTURBATIONS)
     p = sub.add_parser(
         "stress",
         help="re-score a split under acquisition changes (blur, JPEG, exposure, framing) to find shortcut cues",
-        description="Score the run on a split (val by default), then again under each change below, applied "
-        "to the model's input view. A change that alters many predictions is a cue the model leans on that a "
-        "new site, device or export setting may not share: add it to the augmentation or fix the data, and "
-        "choose between recipes this way on val, never on test. Writes RUN_DIR/stress-SPLIT.json and .png; "
-        f"flags a change that alters {CHANGED_WARN:.0%}+ of predictions or costs {DROP_WARN}+ of the headline "
-        "metric (balanced accuracy; AUC for multilabel; R2 for regression).",
-        epilog=f"changes:\n{changes}\n\nexample: tl stress runs/chest --only zoom-in,jpeg,blur",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Score the run on a split (val by default), then again under each acquisition change, "
+        "applied to the model's input view. A change that alters many predictions is a cue the model leans on "
+        "that a new site, device or export setting may not share: add it to the augmentation or fix the data, "
+        "and choose between recipes this way on val, never on test. Writes RUN_DIR/stress-SPLIT.json and "
+        f".png; flags a change that alters {CHANGED_WARN:.0%}+ of predictions or costs {DROP_WARN}+ of the "
+        "headline metric (balanced accuracy; AUC for multilabel; R2 for regression). The core's changes: "
+        "blur, downscale, sharpen, jpeg, noise, low-/high-contrast, darker, brighter, gamma-0.7/1.4, zoom-in, "
+        "zoom-out, narrow, wide, rotate; plugins add their modality's (`tl list perturbations`).",
+        epilog="example: tl stress runs/chest --only zoom-in,jpeg,blur",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="the --output of `tl train`")
     p.add_argument("--data", help="dataset (default: the one it was trained on)")
     p.add_argument("--split", default="val", help="train, val (default), test, or all")
-    p.add_argument("--only", metavar="NAMES", help="comma-separated changes to run (default: all)")
+    p.add_argument("--only", metavar="NAMES", help="comma-separated changes to run (default: every registered one)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a data setting")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_stress)
