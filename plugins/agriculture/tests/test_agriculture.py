@@ -19,8 +19,10 @@ CROP_DISEASE = ["agriculture/leaf-disease", "agriculture/plantvillage"]
 
 def test_hooks_register_what_the_plugin_claims(host: PluginHost) -> None:
     info = next(i for i in host.plugins() if i.name == "agriculture")
-    assert info.hooks == ["register_augmentations", "register_dataset_adapters", "register_presets"]
+    assert info.hooks == ["register_augmentations", "register_dataset_adapters", "register_perturbations",
+                          "register_presets"]
     for registry, names in (
+        (host.perturbations, ["agriculture/shadow", "agriculture/motion-blur"]),
         (host.augmentations, ["agriculture/field", "agriculture/lab", "agriculture/aerial"]),
         (host.adapters, ["agriculture/plantvillage", "agriculture/aerial-tiles"]),
         (host.presets, CROP_DISEASE),

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tlcore import hookimpl
-from tlcore.specs import Augmentation, AugmentationContext, DatasetAdapter, LabeledDataset, Preset
+from tlcore.specs import Augmentation, AugmentationContext, DatasetAdapter, LabeledDataset, Perturbation, Preset
 from tlcore_agriculture import plantvillage
 from tlcore_agriculture.presets import PRESETS
 
@@ -113,3 +113,28 @@ def register_dataset_adapters(register: Callable[[DatasetAdapter], None]) -> Non
 def register_presets(register: Callable[[Preset], None]) -> None:
     for preset in PRESETS:
         register(preset)
+
+
+def _perturbation(name: str) -> Callable[[Any], Any]:
+    def apply(image: Any) -> Any:
+        # OpenCV loads when a stress test runs, not when `tl list` loads the plugin.
+        from tlcore_agriculture import perturbations
+
+        return getattr(perturbations, name)(image)
+
+    return apply
+
+
+@hookimpl
+def register_perturbations(register: Callable[[Perturbation], None]) -> None:
+    register(Perturbation(
+        name="agriculture/shadow",
+        description="left 40 % of the image in shade, 45 % less light, soft edge (a leaf, the photographer, "
+        "a cloud)",
+        apply=_perturbation("shadow"),
+    ))
+    register(Perturbation(
+        name="agriculture/motion-blur",
+        description="7 px horizontal motion blur (hand-held phone, moving drone)",
+        apply=_perturbation("motion_blur"),
+    ))

@@ -27,7 +27,10 @@ def host() -> PluginHost:
 
 def test_hooks_register_what_the_plugin_claims(host: PluginHost) -> None:
     info = next(i for i in host.plugins() if i.name == "medical")
-    assert info.hooks == ["register_augmentations", "register_dataset_adapters", "register_presets"]
+    assert info.hooks == ["register_augmentations", "register_dataset_adapters", "register_perturbations",
+                          "register_presets"]
+    for name in ("medical/bias-field", "medical/speckle"):
+        assert host.perturbations.entry(name).plugin == "medical"
     for name in ("medical/xray", "medical/mri", "medical/dermoscopy", "medical/ultrasound"):
         assert host.augmentations.entry(name).plugin == "medical"
     for name in ("medical/chest-xray", "medical/brain-tumor-mri", "medical/skin-lesion", "medical/breast-ultrasound"):

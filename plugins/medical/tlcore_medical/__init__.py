@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tlcore import hookimpl
-from tlcore.specs import Augmentation, AugmentationContext, DatasetAdapter, LabeledDataset, Preset
+from tlcore.specs import Augmentation, AugmentationContext, DatasetAdapter, LabeledDataset, Perturbation, Preset
 from tlcore_medical.presets import PRESETS
 
 try:
@@ -168,3 +168,28 @@ def register_presets(register: Callable[[Preset], None]) -> None:
     register(CHEST_XRAY)
     for preset in PRESETS:
         register(preset)
+
+
+def _perturbation(name: str) -> Callable[[Any], Any]:
+    def apply(image: Any) -> Any:
+        # OpenCV loads when a stress test runs, not when `tl list` loads the plugin.
+        from tlcore_medical import perturbations
+
+        return getattr(perturbations, name)(image)
+
+    return apply
+
+
+@hookimpl
+def register_perturbations(register: Callable[[Perturbation], None]) -> None:
+    register(Perturbation(
+        name="medical/bias-field",
+        description="smooth intensity ramp, 25 % brighter to 25 % darker across the image (MR coil "
+        "inhomogeneity, uneven exposure)",
+        apply=_perturbation("bias_field"),
+    ))
+    register(Perturbation(
+        name="medical/speckle",
+        description="multiplicative speckle, 2 px grains, 20 % (another ultrasound probe or gain)",
+        apply=_perturbation("speckle"),
+    ))
