@@ -187,9 +187,11 @@ def test_register_perturbations_plugin_change_is_listed_run_by_stress_and_checke
     entry = host.perturbations.entry("acme/invert")
     assert entry.plugin == "acme" and "blur" in host.perturbations  # the core's changes stay
     check_perturbation(entry.item)
-    # tl stress runs it after the core's changes, on the image's own range (uint8 here)
-    chosen = stress.select(host.perturbations, None)
-    assert chosen[-1].name == "acme/invert" and chosen[0].name == "blur"
+    # tl stress runs it when asked (--only, or a preset's stress_perturbations), after the core's changes
+    assert "acme/invert" not in [e.name for e in stress.select(host.perturbations, None)]
+    chosen = stress.select(host.perturbations, None, extra=["acme/invert"])
+    assert chosen[-1].name == "acme/invert" and chosen[0].name == "blur" and len(chosen) == 17
+    # on the image's own range (uint8 here)
     image = np.full((4, 4, 3), 200, np.uint8)
     out = stress.perturb(image, entry)
     assert out.dtype == np.uint8 and int(out[0, 0, 0]) == 55

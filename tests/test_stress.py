@@ -172,5 +172,8 @@ def test_stress_bad_input_is_one_line(framing_run: dict[str, Path], tl: Tl) -> N
     code, out, err = tl("stress", framing_run["run"], "--only", "blurr")
     assert code != 0 and out == ""
     assert "unknown perturbation 'blurr'" in err and len(err.strip().splitlines()) == 1
+    # the run's stress_perturbations are run too (a preset names its modality's): an unknown one is one line
+    code, out, err = tl("stress", framing_run["run"], "--set", "stress_perturbations=[acme/fog]")
+    assert code != 0 and "unknown perturbation 'acme/fog'" in err and len(err.strip().splitlines()) == 1
     code, out, err = tl("stress", framing_run["run"], "--split", "holdout")
     assert code != 0 and "has no 'holdout' split" in err and len(err.strip().splitlines()) == 1

@@ -89,6 +89,11 @@ class RunConfig(BaseModel):
         description="report how well pretrained features tell test (and val) images from train images "
         "(covariate shift); costs one feature pass over test in LP-FT runs",
     )
+    stress_perturbations: list[str] = Field(
+        default_factory=list,
+        description="`tl stress`: plugin changes to run after the core's, e.g. [medical/bias-field] (a preset names "
+        "its modality's; `tl list perturbations`)",
+    )
     bootstrap: int = Field(1000, ge=0, description="resamples for 95% bootstrap intervals of test metrics (0 = off)")
     operating_point: str = Field(
         "youden",

@@ -428,6 +428,8 @@ def check_preset(host: PluginHost, name: str) -> RunConfig:
     except TlcoreError as exc:
         raise AssertionError(f"{what} does not resolve: {exc}") from exc
     _require(config.augmentation in host.augmentations, f"{what}: unknown augmentation {config.augmentation!r}")
+    unknown = [n for n in config.stress_perturbations if n not in host.perturbations]
+    _require(not unknown, f"{what}: stress_perturbations names unregistered changes {unknown}")
     _require(config.head in host.heads, f"{what}: unknown head {config.head!r}")
     _require(config.adapter == "auto" or config.adapter in host.adapters, f"{what}: unknown adapter {config.adapter!r}")
     try:

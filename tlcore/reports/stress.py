@@ -30,12 +30,17 @@ DROP_WARN = 0.03
 HEADLINE = {"classification": "balanced_accuracy", "multilabel": "auc", "regression": "r2"}
 
 
-def select(registry: Registry[Perturbation], names: Sequence[str] | None) -> list[Entry[Perturbation]]:
-    """The registered changes named (all when ``names`` is empty): the core's in their catalogue order
-    (resolution, compression, noise, exposure, framing), then the plugins' by name."""
+def select(
+    registry: Registry[Perturbation], names: Sequence[str] | None, extra: Sequence[str] = ()
+) -> list[Entry[Perturbation]]:
+    """The changes named; without names, the core's and ``extra`` (the run's ``stress_perturbations``: a
+    plugin's change fits its modality only, so speckle is not run on radiographs unless asked for). The
+    core's come in their catalogue order (resolution, compression, noise, exposure, framing), then the rest."""
     from tlcore.default_plugins import perturbations as core
 
-    chosen = [registry.entry(n) for n in dict.fromkeys(names)] if names else list(registry)
+    if not names:
+        names = [e.name for e in registry if e.plugin == core.__name__] + list(extra)
+    chosen = [registry.entry(n) for n in dict.fromkeys(names)]
     order = list(core.DESCRIPTIONS)
 
     def key(entry: Entry[Perturbation]) -> tuple[int, int, str]:

@@ -23,8 +23,8 @@ def cmd_stress(args: argparse.Namespace) -> int:
     from tlcore.train.runtime import progress
 
     names = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
-    chosen = stress.select(_host().perturbations, names)
     run_dir, model, meta, config, prepared, records = split_inputs(args)
+    chosen = stress.select(_host().perturbations, names, config.stress_perturbations)
     paths = [r.path for r in records]
     objective = Objective.from_meta(meta)
     targets = objective.targets(records)
@@ -110,13 +110,15 @@ def add_stress_command(sub: Any) -> None:
         f".png; flags a change that alters {CHANGED_WARN:.0%}+ of predictions or costs {DROP_WARN}+ of the "
         "headline metric (balanced accuracy; AUC for multilabel; R2 for regression). The core's changes: "
         "blur, downscale, sharpen, jpeg, noise, low-/high-contrast, darker, brighter, gamma-0.7/1.4, zoom-in, "
-        "zoom-out, narrow, wide, rotate; plugins add their modality's (`tl list perturbations`).",
+        "zoom-out, narrow, wide, rotate. Plugins add their modality's (`tl list perturbations`); a run includes "
+        "those its preset names in stress_perturbations, and --only runs any.",
         epilog="example: tl stress runs/chest --only zoom-in,jpeg,blur",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="the --output of `tl train`")
     p.add_argument("--data", help="dataset (default: the one it was trained on)")
     p.add_argument("--split", default="val", help="train, val (default), test, or all")
-    p.add_argument("--only", metavar="NAMES", help="comma-separated changes to run (default: every registered one)")
+    p.add_argument("--only", metavar="NAMES",
+                   help="comma-separated changes to run (default: the core's and the run's stress_perturbations)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a data setting")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_stress)
