@@ -41,6 +41,7 @@ LEAF_DISEASE = Preset(
         # that must not be missed: --set class_weights=balanced.
         "class_weights": "none",
         "label_smoothing": 0.1,  # field labels are noisy (mixed infections, early symptoms)
+        "stress_perturbations": ["agriculture/shadow", "agriculture/motion-blur"],
     },
     extends="fine-tuning",
 )
@@ -60,6 +61,8 @@ PLANTVILLAGE = Preset(
         # on near-separable lab data balanced weights protect small classes at almost no accuracy cost.
         "class_weights": "balanced",
         "monitor": "balanced_accuracy",
+        # Lab-trained models meet the field: `tl stress` tries shade and motion blur on val.
+        "stress_perturbations": ["agriculture/shadow", "agriculture/motion-blur"],
     },
     extends="fine-tuning",
 )
@@ -97,6 +100,8 @@ AERIAL_YIELD = Preset(
         # look alike by nature. Leakage is handled by grouping tiles by field or spatial block instead;
         # exact duplicates across splits are still reported.
         "near_duplicate_distance": None,
+        # Cloud shadows and a moving platform: `tl stress` tries both on val tiles.
+        "stress_perturbations": ["agriculture/shadow", "agriculture/motion-blur"],
     },
     extends="fine-tuning",
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tlcore.config import build_config, preset_settings
 from tlcore.plugins import PluginHost
 from tlcore.reports import stress
 
@@ -27,8 +28,11 @@ def test_register_perturbations_medical_changes_do_what_they_say(host: PluginHos
     assert 0.15 < float(ratio.std()) < 0.25 and abs(float(ratio.mean()) - 1.0) < 0.02
     assert np.allclose(ratio[..., 0], ratio[..., 2])  # the same grain in every channel
 
-    # tl stress runs them after the core's changes, on 8-bit images too
-    names = [e.name for e in stress.select(host.perturbations, None)]
-    assert names[:1] == ["blur"] and names[-2:] == ["medical/bias-field", "medical/speckle"]
+    # tl stress runs a preset's own after the core's changes (speckle is not for radiographs), on 8-bit images too
+    chest = build_config(preset_settings(host.presets, "medical/chest-xray"), {}, "test")
+    names = [e.name for e in stress.select(host.perturbations, None, chest.stress_perturbations)]
+    assert names[:1] == ["blur"] and names[-1] == "medical/bias-field" and "medical/speckle" not in names
+    ultrasound = build_config(preset_settings(host.presets, "medical/breast-ultrasound"), {}, "test")
+    assert ultrasound.stress_perturbations == ["medical/speckle"]
     out = stress.perturb(np.full((10, 10, 3), 100, np.uint8), bias)
     assert out.dtype == np.uint8 and out[0, 0, 0] == 125 and out[0, -1, 0] == 75

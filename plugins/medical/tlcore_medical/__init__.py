@@ -45,6 +45,8 @@ CHEST_XRAY = Preset(
         # A radiograph is framed by the radiographer: the costophrenic angles and apices sit at its edges,
         # so the eval view keeps the whole film instead of timm's 87.5 % centre crop.
         "crop_pct": 1.0,
+        # `tl stress` also tries uneven exposure across the film (plus the core's changes).
+        "stress_perturbations": ["medical/bias-field"],
     },
     extends="fine-tuning",
 )

@@ -35,6 +35,8 @@ BRAIN_TUMOR_MRI = Preset(
         "tta": True,
         # Public sets hold 3-7k slices (Cheng's figshare set: 3064): 10 epochs of ~70-150 steps.
         "epochs": 10,
+        # `tl stress` also tries receive-coil inhomogeneity, which differs between scanners and coils.
+        "stress_perturbations": ["medical/bias-field"],
     },
     extends="fine-tuning",
 )
@@ -71,6 +73,8 @@ BREAST_ULTRASOUND = Preset(
         "drop_rate": 0.3,
         # Binary benign-vs-malignant sets: sensitivity and PPV are about malignancy.
         "positive_class": "malignant",
+        # `tl stress` also tries another probe's speckle.
+        "stress_perturbations": ["medical/speckle"],
     },
     extends="fine-tuning",
 )
