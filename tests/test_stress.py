@@ -112,9 +112,29 @@ def test_summary_flags_changes_that_flip_predictions_and_names_the_class_hit() -
     assert rows["jpeg"]["worst_class"] == {"class": "NORMAL", "recall": 0.7, "clean_recall": 1.0}
     assert rows["jpeg"]["recall"] == {"NORMAL": 0.7, "PNEUMONIA": 1.0} and report["clean"]["recall"]["NORMAL"] == 1.0
     assert report["flagged"] == ["jpeg"]
+    assert report["thresholds"] == {"drop": 0.03, "changed": 0.05, "class_recall_fall": 0.05}
     (line,) = stress.warning_lines(report)
     assert line.startswith("warning: jpeg (") and "changes 15% of predictions" in line
     assert "NORMAL recall 1.00 -> 0.70" in line
+
+
+def test_predictions_that_only_wobble_are_not_flagged() -> None:
+    """10 % of the calls change, but one normal that was wrong is now right and one that was right is now
+    wrong: no class loses recall and the score holds, so nothing the model leans on was found."""
+    from tlcore.metrics.classification import classification_metrics
+
+    classes = ["NORMAL", "PNEUMONIA"]
+    y = np.array([0] * 10 + [1] * 10)
+    clean = np.where(y[:, None] == np.arange(2), 0.9, 0.1)
+    clean[9] = [0.4, 0.6]
+    moved = clean.copy()
+    moved[9], moved[8] = [0.6, 0.4], [0.4, 0.6]
+    (noise,) = stress.select(CORE, ["noise"])
+    report = stress.summarise("classification", classification_metrics(y, clean, classes), clean,
+                              [(noise, classification_metrics(y, moved, classes), moved)])
+    (row,) = report["perturbations"]
+    assert row["changed"] == pytest.approx(0.10) and row["drop"] == pytest.approx(0.0)
+    assert not row["flagged"] and stress.warning_lines(report) == []
 
 
 def framing_folder(root: Path, per_class: dict[str, int]) -> Path:

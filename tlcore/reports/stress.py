@@ -22,10 +22,12 @@ from tlcore.errors import PluginError
 from tlcore.registry import Entry, Registry
 from tlcore.specs import Perturbation
 
-#: A result is flagged when this share of predictions changes ...
-CHANGED_WARN = 0.05
-#: ... or the headline metric falls by this much.
+#: A result is flagged when the headline metric falls by this much ...
 DROP_WARN = 0.03
+#: ... or when this share of predictions changes and some class's recall falls by RECALL_WARN: calls
+#: that merely wobble near the decision boundary (no class loses) are noise on a small val split.
+CHANGED_WARN = 0.05
+RECALL_WARN = 0.05
 #: The metric a perturbation is judged by, per task (higher is better for each).
 HEADLINE = {"classification": "balanced_accuracy", "multilabel": "auc", "regression": "r2"}
 
@@ -124,11 +126,14 @@ def summarise(
             "changed": changed,
         }
         recalls = _class_recalls(metrics)
+        recall_fall = None
         if recalls:
             worst = min(recalls, key=lambda c: recalls[c] - base_recall[c])
             row["worst_class"] = {"class": worst, "recall": recalls[worst], "clean_recall": base_recall[worst]}
             row["recall"] = recalls
-        row["flagged"] = (changed is not None and changed >= CHANGED_WARN) or (drop is not None and drop >= DROP_WARN)
+            recall_fall = base_recall[worst] - recalls[worst]
+        moved = changed is not None and changed >= CHANGED_WARN and (recall_fall is None or recall_fall >= RECALL_WARN)
+        row["flagged"] = moved or (drop is not None and drop >= DROP_WARN)
         row["metrics"] = {k: metrics.get(k) for k in ("accuracy", "balanced_accuracy", "auc", "micro_auc", "r2",
                                                         "rmse") if k in metrics}
         rows.append(row)
@@ -137,7 +142,7 @@ def summarise(
         "clean": {key: base, "metrics": {k: clean_metrics.get(k) for k in ("n", "accuracy", "balanced_accuracy",
                                                                              "auc", "r2", "rmse")
                                          if k in clean_metrics}, **({"recall": base_recall} if base_recall else {})},
-        "thresholds": {"changed": CHANGED_WARN, "drop": DROP_WARN},
+        "thresholds": {"drop": DROP_WARN, "changed": CHANGED_WARN, "class_recall_fall": RECALL_WARN},
         "perturbations": rows,
         "flagged": [r["name"] for r in rows if r["flagged"]],
     }

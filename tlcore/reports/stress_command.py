@@ -98,7 +98,7 @@ def plot_stress(report: dict[str, Any], path: Path) -> Path:
 
 
 def add_stress_command(sub: Any) -> None:
-    from tlcore.reports.stress import CHANGED_WARN, DROP_WARN
+    from tlcore.reports.stress import CHANGED_WARN, DROP_WARN, RECALL_WARN
 
     p = sub.add_parser(
         "stress",
@@ -107,8 +107,9 @@ def add_stress_command(sub: Any) -> None:
         "applied to the model's input view. A change that alters many predictions is a cue the model leans on "
         "that a new site, device or export setting may not share: add it to the augmentation or fix the data, "
         "and choose between recipes this way on val, never on test. Writes RUN_DIR/stress-SPLIT.json and "
-        f".png; flags a change that alters {CHANGED_WARN:.0%}+ of predictions or costs {DROP_WARN}+ of the "
-        "headline metric (balanced accuracy; AUC for multilabel; R2 for regression). The core's changes: "
+        f".png; flags a change that costs {DROP_WARN}+ of the headline metric (balanced accuracy; AUC for "
+        f"multilabel; R2 for regression), or alters {CHANGED_WARN:.0%}+ of predictions while a class loses "
+        f"{RECALL_WARN}+ of its recall. The core's changes: "
         "blur, downscale, sharpen, jpeg, noise, low-/high-contrast, darker, brighter, gamma-0.7/1.4, zoom-in, "
         "zoom-out, narrow, wide, rotate. Plugins add their modality's (`tl list perturbations`); a run includes "
         "those its preset names in stress_perturbations, and --only runs any.",
