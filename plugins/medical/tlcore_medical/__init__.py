@@ -95,9 +95,10 @@ def register_augmentations(register: Callable[[Augmentation], None]) -> None:
     ))
 
 
-def _adapter(module: str, function: str) -> Callable[..., Any]:
+def _lazy(module: str, function: str) -> Callable[..., Any]:
     def call(*args: Any) -> Any:
-        # pandas, pydicom and nibabel are imported when an adapter is used, not when the plugin loads.
+        # pandas, pydicom, nibabel and OpenCV are imported when an adapter or a stress-test change is used,
+        # not when the plugin loads.
         import importlib
 
         return getattr(importlib.import_module(f"tlcore_medical.{module}"), function)(*args)
@@ -106,11 +107,11 @@ def _adapter(module: str, function: str) -> Callable[..., Any]:
 
 
 def _load(module: str) -> Callable[[Path, Any], LabeledDataset]:
-    return _adapter(module, "load")
+    return _lazy(module, "load")
 
 
 def _detect(module: str) -> Callable[[Path], bool]:
-    return _adapter(module, "detect")
+    return _lazy(module, "detect")
 
 
 @hookimpl
@@ -121,28 +122,28 @@ def register_dataset_adapters(register: Callable[[DatasetAdapter], None]) -> Non
         description="MedMNIST .npz (train/val/test_images and _labels; 28-224 px, grey or RGB; multi-label for "
         "ChestMNIST); options: file, size, classes, channels",
         load=_load("medmnist"), detect=_detect("medmnist"), priority=30,
-        predict_inputs=_adapter("medmnist", "predict_inputs"),
+        predict_inputs=_lazy("medmnist", "predict_inputs"),
     ))
     register(DatasetAdapter(
         name="medical/dicom",
         description="DICOM class folders or a CSV of DICOM paths (pydicom): rescale slope/intercept, window from "
         "the header (VOI LUT or window) or option window (center, width), MONOCHROME1 inverted; PatientID is the group",
         load=_load("dicom"), detect=_detect("dicom"), priority=20,
-        predict_inputs=_adapter("dicom", "predict_inputs"),
+        predict_inputs=_lazy("dicom", "predict_inputs"),
     ))
     register(DatasetAdapter(
         name="medical/nifti",
         description="NIfTI volumes (nibabel) as 2-D slices or 2.5-D stacks (options axis, mode, context); labels "
         "from class folders, a manifest, or masks (min_mask_voxels); percentile or window normalisation",
         load=_load("nifti"), detect=_detect("nifti"), priority=20,
-        predict_inputs=_adapter("nifti", "predict_inputs"),
+        predict_inputs=_lazy("nifti", "predict_inputs"),
     ))
     register(DatasetAdapter(
         name="medical/brain-tumor-mat",
         description="Cheng's figshare brain tumour set as published (MATLAB v7.3 .mat: cjdata image, label, PID); "
         "the patient id is the group",
         load=_load("brain_mat"), detect=_detect("brain_mat"), priority=20,
-        predict_inputs=_adapter("brain_mat", "predict_inputs"),
+        predict_inputs=_lazy("brain_mat", "predict_inputs"),
     ))
     register(DatasetAdapter(
         name="medical/multilabel",
@@ -155,7 +156,7 @@ def register_dataset_adapters(register: Callable[[DatasetAdapter], None]) -> Non
         description="CSV with path, label and patient/study/lesion columns (names auto-detected or set with "
         "path_column, label_column, group_column); patient-level splits; optional split column",
         load=_load("manifest"), detect=_detect("manifest"), priority=5,
-        predict_inputs=_adapter("manifest", "predict_inputs"),
+        predict_inputs=_lazy("manifest", "predict_inputs"),
     ))
     register(DatasetAdapter(
         name="medical/masked-folder",
@@ -172,26 +173,16 @@ def register_presets(register: Callable[[Preset], None]) -> None:
         register(preset)
 
 
-def _perturbation(name: str) -> Callable[[Any], Any]:
-    def apply(image: Any) -> Any:
-        # OpenCV loads when a stress test runs, not when `tl list` loads the plugin.
-        from tlcore_medical import perturbations
-
-        return getattr(perturbations, name)(image)
-
-    return apply
-
-
 @hookimpl
 def register_perturbations(register: Callable[[Perturbation], None]) -> None:
     register(Perturbation(
         name="medical/bias-field",
         description="smooth intensity ramp, 25 % brighter to 25 % darker across the image (MR coil "
         "inhomogeneity, uneven exposure)",
-        apply=_perturbation("bias_field"),
+        apply=_lazy("perturbations", "bias_field"),
     ))
     register(Perturbation(
         name="medical/speckle",
         description="multiplicative speckle, 2 px grains, 20 % (another ultrasound probe or gain)",
-        apply=_perturbation("speckle"),
+        apply=_lazy("perturbations", "speckle"),
     ))
