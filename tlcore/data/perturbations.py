@@ -27,13 +27,13 @@ def _gamma(gamma: float) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def _blur(u: np.ndarray) -> np.ndarray:
-    return keep_channels(cv2.GaussianBlur(u, (0, 0), 1.0), u)
+    return keep_channels(cv2.GaussianBlur(u, (0, 0), 1.0))
 
 
 def _downscale(u: np.ndarray) -> np.ndarray:
     h, w = u.shape[:2]
     small = cv2.resize(u, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
-    return keep_channels(cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC), u)
+    return keep_channels(cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC))
 
 
 def _sharpen(u: np.ndarray) -> np.ndarray:
@@ -52,7 +52,7 @@ def _jpeg(u: np.ndarray) -> np.ndarray:
         return decoded.astype(np.float32) / 255
 
     if u.shape[2] in (1, 3):
-        return keep_channels(encode(u), u)
+        return keep_channels(encode(u))
     return np.stack([encode(u[:, :, c]) for c in range(u.shape[2])], axis=2)
 
 
@@ -73,10 +73,10 @@ def warp(u: np.ndarray, sx: float, sy: float, angle: float = 0.0) -> np.ndarray:
     m[:, :2] = m[:, :2] @ np.diag([sx, sy])
     m[:, 2] = np.array([w / 2, h / 2]) - m[:, :2] @ np.array([w / 2, h / 2])
     out = cv2.warpAffine(u, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    return keep_channels(out, u)
+    return keep_channels(out)
 
 
-def keep_channels(out: np.ndarray, like: np.ndarray) -> np.ndarray:
+def keep_channels(out: np.ndarray) -> np.ndarray:
     """OpenCV drops a trailing channel axis of size 1; put it back."""
     return out[:, :, None] if out.ndim == 2 else out
 

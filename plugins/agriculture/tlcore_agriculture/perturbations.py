@@ -26,4 +26,4 @@ def shadow(u: np.ndarray) -> np.ndarray:
 def motion_blur(u: np.ndarray) -> np.ndarray:
     """A 7 px horizontal motion blur: a hand-held phone or a moving drone at a slow shutter."""
     kernel = np.full((1, 7), 1.0 / 7.0, np.float32)
-    return keep_channels(cv2.filter2D(u, -1, kernel, borderType=cv2.BORDER_REFLECT), u)
+    return keep_channels(cv2.filter2D(u, -1, kernel, borderType=cv2.BORDER_REFLECT))

@@ -26,5 +26,5 @@ def speckle(u: np.ndarray) -> np.ndarray:
     noise = image_rng(u).normal(0.0, 1.0, u.shape[:2]).astype(np.float32)
     grains = np.asarray(cv2.GaussianBlur(noise, (0, 0), 1.0), dtype=np.float32)
     grains /= max(float(grains.std()), 1e-6)
-    out: np.ndarray = u * (1.0 + 0.2 * keep_channels(grains, u))
+    out: np.ndarray = u * (1.0 + 0.2 * keep_channels(grains))
     return out
