@@ -224,7 +224,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from tlcore.train.objective import Objective
 
     run_dir, model, meta, config, prepared, records = split_inputs(args)
-    outputs = _predict(model, meta, [r.path for r in records], prepared.dataset.reader, config, args.adapt_bn)
+    outputs = predict_outputs(model, meta, [r.path for r in records], prepared.dataset.reader, config, args.adapt_bn)
     objective = Objective.from_meta(meta)
     metrics = objective.metrics(objective.targets(records), outputs)
     out: dict[str, Any] = {"run": str(run_dir), "data": prepared.summary(), "split": args.split, "metrics": metrics}
@@ -245,7 +245,7 @@ def _load(host: Any, run_dir: Path) -> tuple[Any, Any]:
     return load_model(host, run_dir)
 
 
-def _predict(
+def predict_outputs(
     model: Any, meta: Any, paths: list[str], reader: Any, config: Any, adapt_bn: bool = False,
     view: Callable[[Any], Any] | None = None,
 ) -> Any:
@@ -296,7 +296,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"warning: the run was trained through adapter {adapter!r}, which is not installed; "
               "reading the files as plain images", file=sys.stderr)
     inputs, _ = prediction_inputs(host, adapter, options, [Path(p) for p in args.images], meta.in_chans)
-    proba = _predict(model, meta, inputs.items, inputs.reader, None, args.adapt_bn)
+    proba = predict_outputs(model, meta, inputs.items, inputs.reader, None, args.adapt_bn)
     if meta.task != "classification":
         for item, row in zip(inputs.items, proba, strict=True):
             print(json.dumps({"image": item, **_task_prediction(meta, row)}))

@@ -17,7 +17,7 @@ from tlcore import io_atomic
 
 
 def cmd_stress(args: argparse.Namespace) -> int:
-    from tlcore.cli import _host, _predict, split_inputs
+    from tlcore.cli import _host, predict_outputs, split_inputs
     from tlcore.reports import stress
     from tlcore.train.objective import Objective
     from tlcore.train.runtime import progress
@@ -32,11 +32,11 @@ def cmd_stress(args: argparse.Namespace) -> int:
     results = []
     with progress(not args.quiet) as bar:
         task = bar.add_task(f"stress ({len(records)} {args.split} images)", total=len(chosen) + 1, info="clean")
-        clean = _predict(model, meta, paths, reader, config)
+        clean = predict_outputs(model, meta, paths, reader, config)
         bar.advance(task)
         for entry in chosen:
             bar.update(task, info=entry.name)
-            outputs = _predict(model, meta, paths, reader, config, view=partial(stress.Perturbed, entry=entry))
+            outputs = predict_outputs(model, meta, paths, reader, config, view=partial(stress.Perturbed, entry=entry))
             results.append((entry, objective.metrics(targets, outputs), outputs))
             bar.advance(task)
         bar.update(task, info="done")
