@@ -270,6 +270,35 @@ def test_regression_torch_head_with_mse(world: dict[str, Any]) -> None:
     assert report["test"]["r2"] > 0.5
 
 
+def test_stress_speaks_each_task(world: dict[str, Any], tl_with: Callable[..., tuple[int, str]]) -> None:
+    """tl stress on regression, float bands and multilabel: each judged by its own headline metric."""
+    # Regression of brightness: a darker image *is* another target, so `darker` must be flagged.
+    train(world, "brightness", "stress-reg", technique="feature-extraction", head="ridge")
+    code, out = tl_with("stress", world["base"] / "stress-reg", "--only", "darker,rotate", "--quiet")
+    assert code == 0, out
+    report = json.loads((world["base"] / "stress-reg" / "stress-val.json").read_text())
+    rows = {r["name"]: r for r in report["perturbations"]}
+    assert report["metric"] == "r2" and rows["darker"]["changed"] is None and "recall" not in rows["darker"]
+    assert rows["darker"]["flagged"] and rows["darker"]["drop"] > 0.3
+    assert rows["rotate"]["drop"] < rows["darker"]["drop"]
+    assert "warning: darker (" in out and "r2 " in out
+    # Five float32 bands: JPEG goes band by band, grey levels on each image's own range, shape kept.
+    train(world, "bands", "stress-bands", technique="feature-extraction", head="ridge", backbone="test_convnext")
+    code, out = tl_with("stress", world["base"] / "stress-bands", "--only", "jpeg,noise,zoom-out", "--quiet")
+    assert code == 0, out
+    report = json.loads((world["base"] / "stress-bands" / "stress-val.json").read_text())
+    assert [r["name"] for r in report["perturbations"]] == ["jpeg", "noise", "zoom-out"]
+    assert all(isinstance(r["r2"], float) for r in report["perturbations"])
+    # Multilabel: judged by AUC; a changed decision is any label crossing 0.5.
+    train(world, "squares", "stress-ml", technique="feature-extraction", head="logistic-regression")
+    code, out = tl_with("stress", world["base"] / "stress-ml", "--only", "blur", "--quiet")
+    assert code == 0, out
+    report = json.loads((world["base"] / "stress-ml" / "stress-val.json").read_text())
+    (row,) = report["perturbations"]
+    assert report["metric"] == "auc" and 0.0 <= row["changed"] <= 1.0 and isinstance(row["auc"], float)
+    assert (world["base"] / "stress-ml" / "stress-val.png").is_file()
+
+
 # -- multi-band float input ------------------------------------------------------------------------
 
 

@@ -90,8 +90,10 @@ def plot_stress(report: dict[str, Any], path: Path) -> Path:
     if base is not None:
         ax.axvline(base, color="black", linestyle="--", linewidth=1, label=f"clean {base:.3f}")
         ax.legend(loc="lower right", fontsize=8)
-    low = min([*values, base if base is not None else 1.0])
-    ax.set_xlim(max(0.0, low - 0.05), min(1.0, max([*values, base or 0.0]) + 0.02) if key != "r2" else None)
+    shown = [*values, *([base] if base is not None else [])]
+    low, high = min(shown) - 0.05, min(1.0, max(shown) + 0.02)
+    # balanced accuracy and AUC live in [0, 1]; R² falls below 0 when a change ruins the fit
+    ax.set_xlim(low if key == "r2" else max(0.0, low), high)
     ax.set_xlabel(f"{key.replace('_', ' ')} on the {report['split']} split (red: flagged)")
     ax.set_title("Stress test: the same images acquired differently", fontsize=10)
     return _save(fig, path)
