@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from tlcore.errors import PluginError
+from tlcore.plugins import guarded
 from tlcore.registry import Entry, Registry
 from tlcore.specs import Perturbation
 
@@ -30,6 +31,8 @@ CHANGED_WARN = 0.05
 RECALL_WARN = 0.05
 #: The metric a perturbation is judged by, per task (higher is better for each).
 HEADLINE = {"classification": "balanced_accuracy", "multilabel": "auc", "regression": "r2"}
+#: The metrics the report keeps, clean and per change (those the task has).
+REPORTED = ("n", "accuracy", "balanced_accuracy", "auc", "micro_auc", "r2", "rmse")
 
 
 def select(
@@ -73,12 +76,7 @@ def perturb(image: np.ndarray, entry: Entry[Perturbation]) -> np.ndarray:
         lo, hi = float(image.min()), float(image.max())
         span = hi - lo if hi > lo else 1.0
     u = (image.astype(np.float32) - lo) / span
-    try:
-        changed = np.asarray(entry.item.apply(u), dtype=np.float32)
-    except Exception as exc:
-        raise PluginError(f"perturbation {entry.name!r} from plugin {entry.plugin!r} failed: "
-                          f"{type(exc).__name__}: {exc}", "fix or update the plugin, or leave it out with "
-                          "--only") from exc
+    changed = np.asarray(guarded(f"perturbation {entry.name!r}", entry.plugin, entry.item.apply)(u), dtype=np.float32)
     if changed.shape != u.shape:
         raise PluginError(f"perturbation {entry.name!r} from plugin {entry.plugin!r} turned a {u.shape} image "
                           f"into {changed.shape}", "a change keeps the image's shape")
@@ -108,7 +106,7 @@ def summarise(
     results: Sequence[tuple[Entry[Perturbation], dict[str, Any], np.ndarray]],
 ) -> dict[str, Any]:
     """The machine-readable stress report: per perturbation, the headline metric and its change, the share of
-    changed decisions, and (classification) the class whose recall fell most; flagged ones listed first."""
+    changed decisions, and (classification) each class's recall and the class whose recall fell most."""
     key = HEADLINE.get(task, "accuracy")
     base = clean_metrics.get(key)
     base_recall = _class_recalls(clean_metrics)
@@ -134,14 +132,12 @@ def summarise(
             recall_fall = base_recall[worst] - recalls[worst]
         moved = changed is not None and changed >= CHANGED_WARN and (recall_fall is None or recall_fall >= RECALL_WARN)
         row["flagged"] = moved or (drop is not None and drop >= DROP_WARN)
-        row["metrics"] = {k: metrics.get(k) for k in ("accuracy", "balanced_accuracy", "auc", "micro_auc", "r2",
-                                                        "rmse") if k in metrics}
+        row["metrics"] = {k: metrics[k] for k in REPORTED[1:] if k in metrics}
         rows.append(row)
     return {
         "metric": key,
-        "clean": {key: base, "metrics": {k: clean_metrics.get(k) for k in ("n", "accuracy", "balanced_accuracy",
-                                                                             "auc", "r2", "rmse")
-                                         if k in clean_metrics}, **({"recall": base_recall} if base_recall else {})},
+        "clean": {key: base, "metrics": {k: clean_metrics[k] for k in REPORTED if k in clean_metrics},
+                  **({"recall": base_recall} if base_recall else {})},
         "thresholds": {"drop": DROP_WARN, "changed": CHANGED_WARN, "class_recall_fall": RECALL_WARN},
         "perturbations": rows,
         "flagged": [r["name"] for r in rows if r["flagged"]],
