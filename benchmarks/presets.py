@@ -1,0 +1,453 @@
+"""Cross-dataset preset suite: every preset on every development set of its modality, against two baselines.
+
+For each (data set, arm, seed) it trains once and writes one JSON to ``--results`` (default
+``docs/bench/presets/``). A run whose JSON exists is skipped, so the suite resumes where it stopped and can
+run across several sittings; ``--plan`` lists what is left. The arms on a data set are:
+
+* every preset of the data set's modality (``tl train --preset P``, untouched unless ``--set`` is given,
+  in which case the arm is named ``P+VARIANT`` and its runs are kept apart);
+* ``feature-extraction``: the core frozen-feature preset (``tl train --preset feature-extraction``);
+* ``plain``: the fine-tuning loop a user writes without tlcore, in this process: ``timm.create_model`` with
+  the same backbone and ImageNet weights as the presets (``tf_efficientnet_lite0``), full fine-tuning with
+  AdamW (lr 3e-4, weight decay 0.05), a per-step cosine schedule, cross-entropy, torchvision's standard
+  augmentation (RandomResizedCrop + horizontal flip; Resize + CenterCrop to evaluate), batch 32, the epoch
+  count of the data set's reference preset (the one a user of that modality would pick), last epoch kept.
+
+Every arm sees the same train/val/test files (tlcore's adapter and split). Scores come from the run's own
+``report.json`` (presets) or from ``tlcore.metrics`` on the loop's softmax outputs (plain): accuracy,
+balanced accuracy, macro-F1 and AUC on val and test. Wall clock is the whole ``tl train`` process (or the
+loop from model creation to the test scores); the runs share one tlcore cache folder, so a later run may
+find converted weights, decoded images or features already there (``report_timing`` says which). The load
+average at start and end is recorded: a run that shared the cores is slower, not less accurate.
+
+    python benchmarks/presets.py --plan                       # what is done and what is left
+    python benchmarks/presets.py --modality medical           # run what is left, medical sets first
+    python benchmarks/presets.py --dataset beans --arm plain --seeds 0 1
+    python benchmarks/presets.py --arm medical/breast-ultrasound --set image_size=288 --variant s288
+    python benchmarks/presets.py --table                      # markdown table, protocol check, plot
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# Development sets by modality, each with its reference preset (the plain loop's epoch budget).
+# Order within a modality: smallest first, so a sitting finishes whole data sets early.
+SUITE: dict[str, dict[str, str]] = {
+    "medical": {
+        "ct_lung_iqothnccd": "medical/brain-tumor-mri",  # cross-sectional grey slices: the MRI preset
+        "ultrasound_breast_busbra": "medical/breast-ultrasound",
+        "chest_xray_pneumonia": "medical/chest-xray",
+    },
+    "agriculture": {
+        "chilli_leaf_field": "agriculture/leaf-disease",
+        "beans": "agriculture/leaf-disease",
+        "plantvillage_potato": "agriculture/plantvillage",
+    },
+}
+# Presets judged on each modality's sets. agriculture/aerial-yield is a band regression preset: no set here.
+PRESETS: dict[str, list[str]] = {
+    "medical": ["medical/chest-xray", "medical/breast-ultrasound", "medical/brain-tumor-mri", "medical/skin-lesion"],
+    "agriculture": ["agriculture/leaf-disease", "agriculture/plantvillage"],
+}
+BASELINES = ("feature-extraction", "plain")
+SCORE = "balanced_accuracy"  # the protocol's val score (docs/results.md)
+METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auc", "n")
+RESULTS = ROOT / "docs" / "bench" / "presets"
+WORK = ROOT / ".bench" / "presets"
+
+
+@dataclass(frozen=True)
+class Job:
+    modality: str
+    dataset: str
+    arm: str  # a preset name, a baseline, or PRESET+VARIANT
+    seed: int
+    sets: tuple[str, ...] = ()
+
+    @property
+    def preset(self) -> str:
+        return self.arm.split("+", 1)[0]
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset}__{self.arm.replace('/', '-')}__s{self.seed}"
+
+
+def plan(modalities: list[str], datasets: list[str] | None, arms: list[str] | None, seeds: list[int],
+         sets: list[str], variant: str | None) -> list[Job]:  # fmt: skip
+    """Every job the filters select, in running order: data set by data set, baselines first."""
+    jobs = []
+    for seed in seeds:
+        for modality in modalities:
+            for dataset in SUITE[modality]:
+                if datasets and dataset not in datasets:
+                    continue
+                for arm in [*BASELINES, *PRESETS[modality]]:
+                    if arms and arm not in arms:
+                        continue
+                    if variant:
+                        if arm == "plain":
+                            continue
+                        jobs.append(Job(modality, dataset, f"{arm}+{variant}", seed, tuple(sets)))
+                    else:
+                        jobs.append(Job(modality, dataset, arm, seed))
+    return jobs
+
+
+def _git() -> str | None:
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True,
+                             text=True, check=True)  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip()
+
+
+def _machine() -> dict[str, Any]:
+    import timm
+    import torch
+
+    return {
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }
+
+
+def _scores(metrics: dict[str, Any]) -> dict[str, Any]:
+    out = {m: metrics.get(m) for m in METRICS}
+    out["recall"] = {c: v["recall"] for c, v in metrics.get("per_class", {}).items()}
+    return out
+
+
+# -- a preset or the feature-extraction baseline: tl train in a subprocess ------------------------
+
+
+def run_preset(job: Job, data: Path, work: Path, env: dict[str, str]) -> dict[str, Any]:
+    run_dir = work / "runs" / job.key
+    if run_dir.exists():  # an interrupted attempt: start the run again from nothing
+        import shutil
+
+        shutil.rmtree(run_dir)
+    tl = Path(sys.executable).parent / "tl"
+    cmd = [str(tl), "train", "--preset", job.preset, "--data", str(data), "--output", str(run_dir), "--quiet",
+           "--set", f"seed={job.seed}"]  # fmt: skip
+    for pair in job.sets:
+        cmd += ["--set", pair]
+    log = work / "logs" / f"{job.key}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with log.open("w") as out:
+        rc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, check=False).returncode
+    wall = time.perf_counter() - t0
+    if rc != 0:
+        raise RuntimeError(f"{shlex.join(cmd)} exited {rc}; log: {log}\n{log.read_text(errors='replace')[-1500:]}")
+    report = json.loads((run_dir / "report.json").read_text())
+    return {
+        "command": shlex.join(["tl", *cmd[1:]]),
+        "wall_s": wall,
+        "val": _scores(report["val"]),
+        "test": _scores(report["test"]),
+        "report_timing": report.get("timing"),
+        "config": {
+            k: report["config"].get(k)
+            for k in ("backbone", "image_size", "epochs", "batch_size", "augmentation", "strategy", "head", "tta")
+        },
+        "run_dir": str(run_dir),
+    }
+
+
+# -- the plain timm + PyTorch loop, in this process -------------------------------------------------
+
+
+def run_plain(job: Job, data: Path) -> dict[str, Any]:
+    import torch
+    from plain_baseline import PathDataset, plain_transforms
+    from time_to_accuracy import _pretrained_state, resolve_config
+    from timm.data.config import resolve_data_config
+    from torch import nn
+    from torch.utils.data import DataLoader
+
+    from tlcore.data.prepare import prepare_data
+    from tlcore.metrics.classification import classification_metrics
+    from tlcore.train.runtime import autocast, pick_device, resolve_workers
+
+    reference = SUITE[job.modality][job.dataset]
+    host, config = resolve_config(reference, [f"seed={job.seed}"])
+    prepared = prepare_data(host, str(data), config)
+    splits, classes = prepared.dataset.splits, prepared.dataset.classes
+    device = pick_device(config.device)
+    workers = resolve_workers(None, device)
+    random.seed(job.seed)
+    np.random.seed(job.seed)
+    torch.manual_seed(job.seed)
+    t0 = time.perf_counter()
+    import timm
+
+    timm_name, state = _pretrained_state(host, config)
+    model = timm.create_model(timm_name, pretrained=False, num_classes=len(classes))
+    if state:
+        classifier = str(model.pretrained_cfg.get("classifier", "classifier"))
+        missing, unexpected = model.load_state_dict(
+            {n: t for n, t in state.items() if not n.startswith(classifier)}, strict=False
+        )
+        assert not unexpected and all(n.startswith(classifier) for n in missing), (missing, unexpected)
+    model.to(device)
+    data_cfg = resolve_data_config({}, model=model)
+    size = int(data_cfg["input_size"][-1])
+    train_tf, eval_tf = plain_transforms(size, data_cfg["mean"], data_cfg["std"])
+    bs, epochs = 32, config.epochs
+    train_loader = DataLoader(
+        PathDataset(splits["train"], train_tf), batch_size=bs, shuffle=True, num_workers=workers,
+        drop_last=len(splits["train"]) % bs == 1, generator=torch.Generator().manual_seed(job.seed),
+    )  # fmt: skip
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.05)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * len(train_loader))
+    loss_fn = nn.CrossEntropyLoss()
+    for epoch in range(epochs):
+        model.train()
+        e0 = time.perf_counter()
+        for x, y in train_loader:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            with autocast(device):
+                loss = loss_fn(model(x).float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+        print(f"  plain: epoch {epoch + 1}/{epochs} in {time.perf_counter() - e0:.0f} s", flush=True)
+
+    @torch.inference_mode()
+    def scores(split: str) -> dict[str, Any]:
+        model.eval()
+        loader = DataLoader(PathDataset(splits[split], eval_tf), batch_size=bs * 2, num_workers=workers)
+        probs, targets = [], []
+        for x, y in loader:
+            with autocast(device):
+                probs.append(torch.softmax(model(x.to(device)).float(), 1).cpu())
+            targets.append(y)
+        return _scores(classification_metrics(torch.cat(targets).numpy(), torch.cat(probs).numpy(), classes))
+
+    val, test = scores("val"), scores("test")
+    return {
+        "command": "benchmarks/presets.py plain loop (module docstring): timm + AdamW 3e-4/0.05, cosine, CE, "
+        "RandomResizedCrop + flip, full fine-tuning",
+        "wall_s": time.perf_counter() - t0,
+        "val": val,
+        "test": test,
+        "config": {
+            "backbone": timm_name,
+            "image_size": size,
+            "epochs": epochs,
+            "batch_size": bs,
+            "reference_preset": reference,
+            "device": str(device),
+        },
+    }
+
+
+# -- running ---------------------------------------------------------------------------------------
+
+
+def run_job(job: Job, datasets_root: Path, results: Path, work: Path) -> dict[str, Any]:
+    data = datasets_root / job.dataset
+    env = {**os.environ, "TLCORE_CACHE": str(work / "cache"), "HF_HUB_OFFLINE": "1"}
+    os.environ["TLCORE_CACHE"] = env["TLCORE_CACHE"]
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    load_start = os.getloadavg()
+    side = run_plain(job, data) if job.arm == "plain" else run_preset(job, data, work, env)
+    result = {
+        "modality": job.modality,
+        "dataset": job.dataset,
+        "arm": job.arm,
+        "preset": job.preset,
+        "sets": list(job.sets),
+        "seed": job.seed,
+        "started": started,
+        "tlcore_git": _git(),
+        "machine": _machine(),
+        "loadavg_start": load_start,
+        "loadavg_end": os.getloadavg(),
+        **side,
+    }
+    results.mkdir(parents=True, exist_ok=True)
+    tmp = results / f".{job.key}.json.tmp"
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    tmp.replace(results / f"{job.key}.json")
+    return result
+
+
+# -- the table, the protocol check and the plot ----------------------------------------------------
+
+
+def load_results(results: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted(results.glob("*.json"))]
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(data set, arm) -> seed-averaged val and test scores and wall clock."""
+    grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        grouped.setdefault((r["dataset"], r["arm"]), []).append(r)
+    out = {}
+    for key, runs in grouped.items():
+        cell: dict[str, Any] = {"seeds": sorted(r["seed"] for r in runs), "modality": runs[0]["modality"]}
+        for split in ("val", "test"):
+            for m in ("accuracy", "balanced_accuracy", "auc"):
+                vals = [r[split][m] for r in runs if r[split].get(m) is not None]
+                cell[f"{split}_{m}"] = _mean(vals)
+        cell["wall_s"] = _mean([r["wall_s"] for r in runs])
+        cell["commits"] = sorted({str(r.get("tlcore_git")) for r in runs})
+        out[key] = cell
+    return out
+
+
+def _f(v: float | None, spec: str = ".3f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def _minutes(s: float | None) -> str:
+    return "-" if s is None else f"{s / 60:.1f}"
+
+
+def table(results: Path) -> str:
+    cells = summarise(load_results(results))
+    lines = []
+    for modality, sets in SUITE.items():
+        arms = [*BASELINES, *PRESETS[modality]]
+        arms += sorted({a for (_, a) in cells if "+" in a and a.split("+")[0] in PRESETS[modality]})
+        lines += [f"\n**{modality}** (val / test; balanced accuracy, accuracy, AUC; minutes; seeds)\n",
+                  "| data set | arm | val bal. acc. | val acc. | val AUC | test bal. acc. | test acc. | test AUC "
+                  "| min | seeds | beats both baselines on val |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]  # fmt: skip
+        for dataset in sets:
+            base = [cells.get((dataset, b), {}).get(f"val_{SCORE}") for b in BASELINES]
+            for arm in arms:
+                c = cells.get((dataset, arm))
+                if c is None:
+                    continue
+                verdict = ""
+                if arm not in BASELINES:
+                    v = c[f"val_{SCORE}"]
+                    verdict = "not all baselines run" if None in base else ("yes" if all(
+                        v > b for b in base) else "**no**")  # fmt: skip
+                lines.append(
+                    f"| {dataset} | {arm} | {_f(c['val_balanced_accuracy'])} | {_f(c['val_accuracy'])} | "
+                    f"{_f(c['val_auc'])} | {_f(c['test_balanced_accuracy'])} | {_f(c['test_accuracy'])} | "
+                    f"{_f(c['test_auc'])} | {_minutes(c['wall_s'])} | {','.join(map(str, c['seeds']))} | {verdict} |"
+                )
+        lines.append("\nMean val balanced accuracy over the modality's sets (only arms run on every set):\n")
+        for arm in arms:
+            vals = [cells[(d, arm)][f"val_{SCORE}"] for d in sets if (d, arm) in cells]
+            if len(vals) == len(sets):
+                lines.append(f"- {arm}: {_mean(vals):.3f}")
+    return "\n".join(lines)
+
+
+def plot(results: Path, out: Path) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = summarise(load_results(results))
+    datasets = [d for sets in SUITE.values() for d in sets if any(k[0] == d for k in cells)]
+    if not datasets:
+        return None
+    fig, axes = plt.subplots(1, len(datasets), figsize=(3.2 * len(datasets), 4.2), squeeze=False, sharey=True)
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        arms = [a for (d, a) in cells if d == dataset]
+        arms.sort(key=lambda a: (a not in BASELINES, a))
+        val = [cells[(dataset, a)][f"val_{SCORE}"] or 0 for a in arms]
+        test = [cells[(dataset, a)][f"test_{SCORE}"] or 0 for a in arms]
+        xs = np.arange(len(arms))
+        ax.bar(xs - 0.2, val, 0.4, label="val")
+        ax.bar(xs + 0.2, test, 0.4, label="test")
+        ax.set_xticks(xs, [a.split("/")[-1] for a in arms], rotation=60, ha="right", fontsize=7)
+        ax.set_title(dataset, fontsize=8)
+        ax.set_ylim(0.5, 1.0)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("balanced accuracy")
+    axes[0][0].legend(loc="lower left", fontsize=7)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--modality", action="append", choices=list(SUITE), help="default: every modality")
+    p.add_argument("--dataset", action="append", help="only these development sets")
+    p.add_argument("--arm", action="append", help="only these arms (a preset name, feature-extraction, plain)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a lever to try (needs --variant)")
+    p.add_argument("--variant", help="name of the --set variant: its runs are kept apart as PRESET+VARIANT")
+    p.add_argument("--datasets-root", type=Path, default=ROOT.parent / "shared" / "datasets")
+    p.add_argument("--results", type=Path, default=RESULTS, help="one JSON per run (resumes from here)")
+    p.add_argument("--work", type=Path, default=WORK, help="run directories, logs and the shared tlcore cache")
+    p.add_argument("--plan", action="store_true", help="list the selected runs and whether each is done")
+    p.add_argument("--table", action="store_true", help="print the markdown table and write the plot")
+    p.add_argument("--plot", type=Path, default=ROOT / "docs" / "bench" / "presets.png")
+    args = p.parse_args()
+    if bool(args.set) != bool(args.variant):
+        p.error("--set and --variant go together: a lever's runs are named by their variant")
+    if args.table:
+        print(table(args.results))
+        written = plot(args.results, args.plot)
+        print(f"\nplot: {written}" if written else "\nno results yet")
+        return
+    jobs = plan(args.modality or list(SUITE), args.dataset, args.arm, args.seeds, args.set, args.variant)
+    if not jobs:
+        p.error("the filters select no run: see --modality/--dataset/--arm")
+    todo = [j for j in jobs if not (args.results / f"{j.key}.json").is_file()]
+    if args.plan:
+        for j in jobs:
+            print(f"{'todo' if j in todo else 'done'}  {j.key}")
+        print(f"{len(todo)} of {len(jobs)} left")
+        return
+    for i, job in enumerate(todo, 1):
+        missing = args.datasets_root / job.dataset
+        if not missing.is_dir():
+            print(f"skip {job.key}: no folder {missing}", flush=True)
+            continue
+        print(f"[{i}/{len(todo)}] {job.key} ({datetime.now().strftime('%H:%M')})", flush=True)
+        try:
+            r = run_job(job, args.datasets_root, args.results, args.work)
+        except Exception as exc:  # one failed run must not stop a night's suite; it stays on the plan
+            print(f"  FAILED {job.key}: {type(exc).__name__}: {exc}", flush=True)
+            continue
+        print(f"  val bal. acc. {_f(r['val'][SCORE])}  test bal. acc. {_f(r['test'][SCORE])}  "
+              f"{r['wall_s'] / 60:.1f} min", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
