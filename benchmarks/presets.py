@@ -5,7 +5,8 @@ For each (data set, arm, seed) it trains once and writes one JSON to ``--results
 run across several sittings; ``--plan`` lists what is left. The arms on a data set are:
 
 * every preset of the data set's modality (``tl train --preset P``, untouched unless ``--set`` is given,
-  in which case the arm is named ``P+VARIANT`` and its runs are kept apart);
+  in which case the arm is named ``P+VARIANT``, its runs are kept apart, and their JSON holds val scores
+  only: a lever on trial is chosen on val, and test is read once per adopted preset version);
 * ``feature-extraction``: the core frozen-feature preset (``tl train --preset feature-extraction``);
 * ``plain``: the fine-tuning loop a user writes without tlcore, in this process: ``timm.create_model`` with
   the same backbone and ImageNet weights as the presets (``tf_efficientnet_lite0``), full fine-tuning with
@@ -279,6 +280,8 @@ def run_job(job: Job, datasets_root: Path, results: Path, work: Path) -> dict[st
     started = datetime.now(UTC).isoformat(timespec="seconds")
     load_start = os.getloadavg()
     side = run_plain(job, data) if job.arm == "plain" else run_preset(job, data, work, env)
+    if job.sets:  # a lever on trial is judged on val alone: test is read once per adopted preset version
+        side.pop("test")
     result = {
         "modality": job.modality,
         "dataset": job.dataset,
@@ -321,7 +324,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any
         cell: dict[str, Any] = {"seeds": sorted(r["seed"] for r in runs), "modality": runs[0]["modality"]}
         for split in ("val", "test"):
             for m in ("accuracy", "balanced_accuracy", "auc"):
-                vals = [r[split][m] for r in runs if r[split].get(m) is not None]
+                vals = [r[split][m] for r in runs if split in r and r[split].get(m) is not None]
                 cell[f"{split}_{m}"] = _mean(vals)
         cell["wall_s"] = _mean([r["wall_s"] for r in runs])
         cell["commits"] = sorted({str(r.get("tlcore_git")) for r in runs})
@@ -445,7 +448,7 @@ def main() -> None:
         except Exception as exc:  # one failed run must not stop a night's suite; it stays on the plan
             print(f"  FAILED {job.key}: {type(exc).__name__}: {exc}", flush=True)
             continue
-        print(f"  val bal. acc. {_f(r['val'][SCORE])}  test bal. acc. {_f(r['test'][SCORE])}  "
+        print(f"  val bal. acc. {_f(r['val'][SCORE])}  test bal. acc. {_f(r.get('test', {}).get(SCORE))}  "
               f"{r['wall_s'] / 60:.1f} min", flush=True)  # fmt: skip
 
 
