@@ -9,6 +9,7 @@ converted: they are checked to train and load instead, in one shared run at the 
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import shutil
 import struct
@@ -271,6 +272,24 @@ def case_catalog_folder_escaping_the_data_root(env: Env) -> list[str]:
     return env.train("toy")
 
 
+def downloadable_entry_named(env: Env, name: str) -> list[str]:
+    """A valid, downloadable catalogue entry called ``name``, with the data root two folders deep in tmp."""
+    env.mp.setenv("TLCORE_DATA", str(env.tmp / "store" / "data"))  # ../../x would land in tmp, not elsewhere
+    archive = env.tmp / "toy.zip"
+    shutil.make_archive(str(archive.with_suffix("")), "zip", env.folder())
+    sha = hashlib.sha256(archive.read_bytes()).hexdigest()
+    env.catalog(**{name: {**CATALOG_ENTRY, "download": [{"url": archive.as_uri(), "sha256": sha}]}})
+    return env.train(name)
+
+
+def case_catalog_name_climbing_out_of_the_data_root(env: Env) -> list[str]:
+    return downloadable_entry_named(env, "../../escaped")
+
+
+def case_catalog_name_that_is_an_absolute_path(env: Env) -> list[str]:
+    return downloadable_entry_named(env, str(env.tmp / "escaped"))
+
+
 def case_catalog_adapter_option_escaping_the_root(env: Env) -> list[str]:
     env.catalog(toy={**CATALOG_ENTRY, "adapter": "csv", "adapter_options": {"csv": "/etc/labels.csv"}})
     return env.train("toy")
@@ -498,6 +517,8 @@ ERROR_CASES: list[tuple[Callable[[Env], list[str]], tuple[str, ...]]] = [
     (case_catalog_malformed_yaml, ("catalog.yaml", "invalid YAML")),
     (case_catalog_invalid_schema, ("datasets.toy.download.0.sha256", "64 hex")),
     (case_catalog_folder_escaping_the_data_root, ("datasets.toy.local", "'..' is not allowed")),
+    (case_catalog_name_climbing_out_of_the_data_root, ("datasets.'../../escaped'", "not a path")),
+    (case_catalog_name_that_is_an_absolute_path, ("escaped'", "a folder name under $TLCORE_DATA")),
     (
         case_catalog_adapter_option_escaping_the_root,
         ("datasets.toy.adapter_options: csv:", "/etc/labels.csv"),

@@ -20,6 +20,7 @@ from tlcore.catalog import (
     SHIPPED_CATALOG,
     Catalog,
     CatalogEntry,
+    DownloadFile,
     data_root,
     load_catalog_file,
 )
@@ -151,6 +152,44 @@ def test_missing_key_and_bad_version(tmp_path: Path) -> None:
 def test_path_traversal_in_folders_is_refused(tmp_path: Path) -> None:
     text = one_line_config_error(write_catalog(tmp_path / "c.yaml", {"toy": {**MINIMAL, "local": "../x"}}))
     assert "datasets.toy.local" in text and ".." in text
+
+
+@pytest.mark.parametrize(
+    "name", ["../../escaped", "..", ".", "/tmp/escaped", "a/../b", "a/b/c", "C:escaped", "a\\b", ".hidden", "a b"]
+)
+def test_dataset_names_that_are_paths_are_refused(tmp_path: Path, name: str) -> None:
+    text = one_line_config_error(write_catalog(tmp_path / "c.yaml", {name: MINIMAL}))
+    assert f"datasets.{name!r}" in text and "not a path" in text
+
+
+@pytest.mark.parametrize("name", ["beans", "plant_village", "my.data-set2", "derm/example", "3d-volumes"])
+def test_plain_and_plugin_prefixed_names_are_accepted(tmp_path: Path, name: str) -> None:
+    catalog = catalog_with(tmp_path, **{name: MINIMAL})
+    assert catalog.folder(name) == data_root() / name
+
+
+def test_a_plugin_entry_named_like_a_path_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a path"):
+        CatalogEntry.model_validate({**MINIMAL, "name": "../../escaped"})
+
+
+@pytest.mark.parametrize(("name", "local"), [("../../escaped", None), ("ABSOLUTE", None), ("toy", "../../escaped")])
+def test_a_folder_outside_the_data_root_is_refused_even_for_unvalidated_entries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, local: str | None
+) -> None:
+    monkeypatch.setenv("TLCORE_DATA", str(tmp_path / "a" / "b"))  # ../../escaped is tmp_path/escaped
+    name = str(tmp_path / "escaped") if name == "ABSOLUTE" else name
+    archive = make_zip(tmp_path / "toy.zip", {"train/a/1.png": b"x"})
+    download = DownloadFile(url=archive.as_uri(), sha256=sha256(archive))
+    # model_construct skips validation, as an entry edited after loading would: the folder check still holds.
+    entry = CatalogEntry.model_construct(
+        **{**MINIMAL, "name": name, "local": local, "root_subdir": None, "download": [download]}
+    )
+    registry: Registry[CatalogEntry] = Registry("dataset")
+    registry.add(name, entry, "test")
+    with pytest.raises(ConfigError, match="not inside the data root"):
+        Catalog(registry).resolve(name, progress=False)
+    assert not (tmp_path / "escaped").exists()
 
 
 # -- merging files and plugins ---------------------------------------------------------------

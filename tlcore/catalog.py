@@ -58,6 +58,26 @@ _CHUNK = 1 << 20
 _TIMEOUT_S = 60.0
 
 
+#: One folder name: a letter or digit, then letters, digits, '.', '_', '-' (never '.' or '..').
+_NAME_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+NAME_RULE = (
+    "a dataset name is a folder name under $TLCORE_DATA: letters, digits, '.', '_' and '-', starting with a "
+    "letter or digit, optionally prefixed 'plugin/'; not a path"
+)
+
+
+def check_dataset_name(name: str) -> str:
+    """Accept a name that is one folder under the data root, or ``plugin/name`` (two such folders).
+
+    The name becomes the dataset folder when an entry has no ``local``; ``..``, an absolute path or
+    a drive letter would put the download outside ``$TLCORE_DATA``.
+    """
+    segments = name.split("/")
+    if len(segments) > 2 or not all(_NAME_SEGMENT.fullmatch(s) for s in segments):
+        raise ValueError(f"{name!r} is not allowed: {NAME_RULE}")
+    return name
+
+
 def _relative_path(value: str | None) -> str | None:
     """Accept a relative POSIX path that stays inside its parent folder."""
     if value is None:
@@ -115,8 +135,9 @@ class DownloadFile(BaseModel):
     @model_validator(mode="after")
     def _check_some_checksum(self) -> DownloadFile:
         if self.sha256 is None and self.md5 is None:
-            raise ValueError("a download needs its published checksum: sha256 (64 hex) or, if only that is "
-                             "published, md5 (32 hex)")
+            raise ValueError(
+                "a download needs its published checksum: sha256 (64 hex) or, if only that is published, md5 (32 hex)"
+            )
         return self
 
     @property
@@ -177,7 +198,7 @@ class CatalogEntry(BaseModel):
     def _check_name(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("dataset names must not be empty")
-        return value
+        return check_dataset_name(value)
 
     @field_validator("local", "root_subdir")
     @classmethod
@@ -318,6 +339,10 @@ def load_catalog_file(path: Path | str) -> list[CatalogEntry]:
     for name, raw in datasets.items():
         if not isinstance(name, str) or not name:
             raise ConfigError(f"{path}: datasets.{name!r}: dataset names must be non-empty strings", "quote the name")
+        try:
+            check_dataset_name(name)
+        except ValueError:
+            raise ConfigError(f"{path}: datasets.{name!r}: {NAME_RULE}", "rename the entry, e.g. my_dataset") from None
         if not isinstance(raw, dict):
             raise ConfigError(
                 f"{path}: datasets.{name}: expected a mapping of keys (title, splits, ...), got {type(raw).__name__}",
@@ -459,7 +484,18 @@ class Catalog:
     def folder(self, name: str) -> Path:
         """The dataset folder under :func:`data_root` (``local``, default the name)."""
         entry = self.get(name)
-        return data_root() / (entry.local or entry.name)
+        root = data_root()
+        folder = root / (entry.local or entry.name)
+        # Entries are validated when they load, but one built with model_construct() (or edited after
+        # loading) skips that: never download into, or read from, a folder outside the data root.
+        # Lexical, not resolve(): a dataset folder that is a symlink to another disk is allowed.
+        inside = os.path.normpath(folder)
+        if inside == os.path.normpath(root) or not inside.startswith(os.path.join(os.path.normpath(root), "")):
+            raise ConfigError(
+                f"catalogue entry {name!r}: its folder {folder} is not inside the data root {root}",
+                f"fix the entry's name or local ({NAME_RULE})",
+            )
+        return folder
 
     def resolve(self, name: str, download: bool = True, progress: bool = True) -> Path:
         """The local folder the adapter should load, downloading the dataset if it is missing."""
