@@ -128,18 +128,15 @@ def _config(host: Any, preset: str | None, overrides: Sequence[str], base: dict[
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import yaml
-
-    from tlcore.train.run import RUN_CONFIG, run_training
+    from tlcore.train.run import read_run_config, run_training
 
     host = _host()
     _warn_failed_plugins(host)
     if args.resume:
+        if args.overwrite:
+            raise TlcoreError("--resume continues a run, --overwrite replaces it", "pass one of them")
         run_dir = Path(args.resume)
-        saved_path = run_dir / RUN_CONFIG
-        if not saved_path.exists():
-            raise TlcoreError(f"{run_dir} has no {RUN_CONFIG}: nothing to resume", "pass the --output of a run")
-        saved = yaml.safe_load(saved_path.read_text())
+        saved = read_run_config(run_dir)
         config = _config(host, None, args.set or [], base=saved["config"])
         data, preset = args.data or saved["data"], saved.get("preset")
     else:
@@ -155,7 +152,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from tlcore.train import distributed
 
     with distributed.session(config) as dist:  # under torchrun: one process per GPU/worker, rank 0 reports
-        report = run_training(host, config, data, run_dir, preset, resume=bool(args.resume))
+        report = run_training(host, config, data, run_dir, preset, resume=bool(args.resume), overwrite=args.overwrite)
     if dist.is_main:
         _print_summary(report, run_dir)
     return 0
@@ -195,7 +192,7 @@ def split_inputs(args: argparse.Namespace) -> tuple[Path, Any, Any, Any, Any, li
     import yaml
 
     from tlcore.data.prepare import prepare_data
-    from tlcore.train.run import RUN_CONFIG
+    from tlcore.run_dirs import RUN_CONFIG
 
     host = _host()
     run_dir = Path(args.run_dir)
@@ -409,6 +406,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", help="run directory (default runs/<data>-<preset>)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted fine-tuning run")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run in --output (its files are removed first; a folder that holds other files is refused)",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     p.add_argument("--strict", action="store_true", help="fail if a group or a (near-)duplicate image is in two splits")
     p.set_defaults(func=cmd_train)

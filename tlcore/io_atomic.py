@@ -39,6 +39,27 @@ def ensure_dir(path: Path | str) -> Path:
     return path
 
 
+def check_writable(folder: Path | str) -> None:
+    """A one-line :class:`StorageError` now, not after minutes of work, when no file can be created in
+    ``folder`` (read-only, no permission, disk full); the folder is created when missing."""
+    folder = ensure_dir(folder)
+    probe = folder / f".tl-write-check.{os.getpid()}.tmp"
+    try:
+        os.close(os.open(probe, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600))
+        os.unlink(probe)
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise StorageError(f"cannot write in {folder}: {reason}", _hint(exc)) from None
+
+
+def is_writable(folder: Path | str) -> bool:
+    try:
+        check_writable(folder)
+    except StorageError:
+        return False
+    return True
+
+
 def atomic_write(path: Path | str, write: Callable[[Path], Any]) -> None:
     """Call ``write(tmp)`` to produce the file, then move it onto ``path`` in one step."""
     path = Path(path)

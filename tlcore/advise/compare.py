@@ -121,7 +121,8 @@ def _one_run(
     """One training run with a cold feature cache (its wall clock is what a first run costs)."""
     with tempfile.TemporaryDirectory(prefix="tl-compare-cache-") as cache:
         config = config.model_copy(update={"cache_dir": cache})
-        return run_training(host, config, data, run_dir, preset=None, prepared=prepared)
+        # tl compare owns its runs/ folder: a run left there by an earlier compare is replaced.
+        return run_training(host, config, data, run_dir, preset=None, prepared=prepared, overwrite=True)
 
 
 def compare(

@@ -97,6 +97,8 @@ class ModelMeta:
     #: Regression: the train targets' mean/std; predictions are un-standardised with them.
     target_norm: dict[str, list[float]] | None = None
     loss: str | None = None
+    #: The run these weights belong to (config.yaml and report.json carry the same id).
+    run_id: str | None = None
 
     def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...], float]:
         """Mean, std and their scale (255: 0-1 pretrained statistics on uint8 pixels; 1: raw band statistics)."""
@@ -119,11 +121,15 @@ atomic_write_text = io_atomic.write_text  # the name run.py and plugins already 
 
 
 def save_model(model: nn.Module, meta: ModelMeta, run_dir: Path, name: str = MODEL_FILE) -> None:
-    io_atomic.save_safetensors(model.state_dict(), run_dir / name, metadata={"classes": json.dumps(meta.classes)})
+    metadata = {"classes": json.dumps(meta.classes), **({"run_id": meta.run_id} if meta.run_id else {})}
+    io_atomic.save_safetensors(model.state_dict(), run_dir / name, metadata=metadata)
     io_atomic.write_text(run_dir / MODEL_META, json.dumps(asdict(meta), indent=2))
 
 
 def load_meta(run_dir: Path) -> ModelMeta:
+    from tlcore.run_dirs import require_finished
+
+    require_finished(run_dir)  # an interrupted run's model.json may be its old run's, or a half run's
     path = run_dir / MODEL_META
     if not path.exists():
         raise TlcoreError(f"{run_dir} holds no trained model ({MODEL_META} missing)", "pass the --output of `tl train`")

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tlcore import io_atomic
 from tlcore.errors import TlcoreError
 
 
@@ -63,11 +64,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     run_dir = _run_dir(args.run_dir)
     report = load_report(run_dir)
     task, classes = task_and_classes(report)
-    if (run_dir / PREDICTIONS).is_file():  # redraw: the page shows the plots of this tlcore version
+    output = Path(args.output) if args.output else run_dir / "report.html"
+    io_atomic.check_writable(output.parent)  # a read-only folder fails now, in one line
+    # Redraw, so the page shows the plots of this tlcore version (a read-only run keeps the ones it has).
+    if (run_dir / PREDICTIONS).is_file() and io_atomic.is_writable(run_dir):
         _, warnings = write_plots(run_dir, report, read_predictions(run_dir / PREDICTIONS, task, classes))
         for warning in warnings:
             print(f"warning: {warning}", file=sys.stderr)
-    output = Path(args.output) if args.output else run_dir / "report.html"
     with _status("writing the report (Grad-CAM of the most confident errors)"):
         write_report(run_dir, report, _host(), output, errors=args.errors)
     print(f"wrote {output} ({output.stat().st_size / 1e6:.2f} MB, self-contained; open it in a browser)")
@@ -84,6 +87,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     model, meta = load_model(_host(), run_dir)
     check_exportable(meta, model)
     output = Path(args.output) if args.output else run_dir / f"model{SUFFIX[args.format]}"
+    io_atomic.check_writable(output.parent)  # a read-only folder fails now, in one line, not after the export
     test_images: list[str] = []
     report_path = run_dir / "report.json"
     if (run_dir / PREDICTIONS).is_file() and report_path.is_file():

@@ -9,6 +9,7 @@ values in the targets' units. ``<output>.json`` beside it records the classes an
 
 from __future__ import annotations
 
+import io
 import json
 import warnings
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tlcore import io_atomic
 from tlcore.errors import TlcoreError
 from tlcore.models.transfer import EstimatorHead, ModelMeta, TransferModel
 from tlcore.reports.explain import ModelInputs
@@ -134,9 +136,7 @@ def _export_onnx(module: Deployable, example: torch.Tensor, path: Path) -> None:
     assert program is not None
     model = program.model_proto
     onnx.checker.check_model(model)
-    tmp = path.with_name(f".{path.name}.tmp")
-    onnx.save(model, str(tmp))
-    tmp.replace(path)
+    io_atomic.atomic_write(path, lambda tmp: onnx.save(model, str(tmp)))
 
 
 def _run_onnx(path: Path, batch: torch.Tensor) -> np.ndarray:
@@ -152,11 +152,11 @@ def _export_torchscript(module: Deployable, example: torch.Tensor, path: Path) -
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit.trace is deprecated in favour of torch.export
         traced = torch.jit.trace(module, example, check_trace=False)
-    tmp = path.with_name(f".{path.name}.tmp")
+    buffer = io.BytesIO()  # torch.jit.save reports a file it cannot write as a RuntimeError: write it here
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.jit.save(traced, str(tmp))
-    tmp.replace(path)
+        torch.jit.save(traced, buffer)
+    io_atomic.write_bytes(path, buffer.getvalue())
 
 
 def _run_torchscript(path: Path, batch: torch.Tensor) -> np.ndarray:
@@ -188,7 +188,7 @@ def export_model(
     module = Deployable(model, meta, inputs).eval()
     size = meta.preprocess().input_size
     batch, checked_on = parity_batch(inputs, image_paths, size)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    io_atomic.ensure_dir(output.parent)
     with torch.no_grad():
         expected = module(batch).numpy()
         if fmt == "onnx":
@@ -228,7 +228,7 @@ def export_model(
         "task": meta.task,
         "parity": result.as_dict(),
     }
-    Path(f"{output}.json").write_text(json.dumps(sidecar, indent=2))
+    io_atomic.write_text(Path(f"{output}.json"), json.dumps(sidecar, indent=2))
     # Absolute for probabilities; relative to the values' size for regression targets in large units.
     scale = max(1.0, float(np.max(np.abs(expected)))) if meta.task == "regression" and expected.size else 1.0
     if diff > TOLERANCE * scale or not same:

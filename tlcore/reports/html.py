@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from tlcore import io_atomic
 from tlcore.reports.plots import PLOTS, reliability_of
 from tlcore.reports.predictions import PREDICTIONS, SplitPredictions, confident_mistakes, read_predictions
 from tlcore.reports.run_dir import task_and_classes
@@ -404,8 +405,6 @@ def render_report(run_dir: Path, report: dict[str, Any], host: Any, errors: int 
 
 def write_report(run_dir: Path, report: dict[str, Any], host: Any, output: Path, errors: int = 8) -> Path:
     html = render_report(run_dir, report, host, errors)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(output)
+    io_atomic.ensure_dir(output.parent)
+    io_atomic.atomic_write(output, lambda tmp: tmp.write_text(html, encoding="utf-8"))
     return output

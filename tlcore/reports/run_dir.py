@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tlcore.errors import TlcoreError
+from tlcore.run_dirs import require_finished
 
 REPORT = "report.json"
 
@@ -17,6 +18,7 @@ def load_report(run_dir: Path) -> dict[str, Any]:
         raise TlcoreError(f"run directory {run_dir} does not exist", "pass the --output of `tl train`")
     if not run_dir.is_dir():
         raise TlcoreError(f"{run_dir} is not a directory", "pass the --output of `tl train`, not a file in it")
+    require_finished(run_dir)  # an interrupted run's report.json may be its old run's
     path = run_dir / REPORT
     if not path.is_file():
         raise TlcoreError(f"{run_dir} has no {REPORT}: not a finished run", "pass the --output of a finished tl train")

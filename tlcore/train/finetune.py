@@ -120,6 +120,40 @@ def _save_state_dict(model: nn.Module, path: Path) -> None:
     io_atomic.save_safetensors(model.state_dict(), path)
 
 
+def load_resume_state(run_dir: Path) -> dict[str, Any] | None:
+    """``run_dir``'s resume state (None when no epoch was checkpointed); tensors and numbers only:
+    a state file that carries code is refused, never run."""
+    from safetensors.torch import load_file
+
+    state_path = run_dir / CHECKPOINT_STATE
+    if not state_path.exists():
+        return None
+    try:
+        state = dict(torch.load(state_path, map_location="cpu", weights_only=True))
+    except Exception as exc:
+        raise WeightsError(
+            f"cannot resume from {state_path}: not a plain checkpoint ({type(exc).__name__})",
+            "start the run again without --resume, into a new --output",
+        ) from None
+    if "model" not in state:  # the weights travel in the state file; older runs kept them beside it
+        state["model"] = load_file(str(run_dir / CHECKPOINT))
+    return state
+
+
+def check_state_fits(model: nn.Module, state: dict[str, Any], run_dir: Path) -> None:
+    """A one-line error, before anything is written, when the checkpointed weights do not fit ``model``."""
+    ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    theirs = {k: tuple(v.shape) for k, v in state["model"].items()}
+    hint = "resume with the run's own data and settings, or train a new run into another --output"
+    for key in sorted(ours.keys() | theirs.keys()):
+        if ours.get(key) != theirs.get(key):
+            raise ConfigError(
+                f"cannot resume {run_dir}: its checkpoint's {key} has shape {theirs.get(key)}, "
+                f"the model of these settings and data {ours.get(key)}",
+                hint,
+            )
+
+
 def fine_tune(
     model: TransferModel,
     groups: list[list[nn.Parameter]],
@@ -134,12 +168,14 @@ def fine_tune(
     workers: int = 0,
     objective: Objective | None = None,
     run_started: float | None = None,
+    state: dict[str, Any] | None = None,
 ) -> FitResult:
     """Train ``model`` on ``train_set``; the best epoch's weights end up in ``run_dir/best.safetensors``.
 
     ``objective`` gives the task's loss, activation, metrics and monitor (default: classification).
     ``run_started`` is the ``time.perf_counter()`` at which the whole run began (data preparation and a
     linear probe included); each history row's ``elapsed_s`` counts from it (default: from this call).
+    ``state``: the resume state, already loaded and checked (:func:`load_resume_state`).
     """
     from safetensors.torch import load_file
 
@@ -179,17 +215,10 @@ def fine_tune(
 
     result = FitResult()
     start_epoch = 0
-    state_path = run_dir / CHECKPOINT_STATE
-    if resume and state_path.exists():
-        try:  # tensors and numbers only: a state file that carries code is refused, never run
-            state = torch.load(state_path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise WeightsError(
-                f"cannot resume from {state_path}: not a plain checkpoint ({type(exc).__name__})",
-                "start the run again without --resume, into a new --output",
-            ) from None
-        # The weights travel in the state file (one atomic write per epoch); older runs kept them beside it.
-        model.load_state_dict(state["model"] if "model" in state else load_file(str(run_dir / CHECKPOINT)))
+    if resume and state is None:
+        state = load_resume_state(run_dir)
+    if resume and state is not None:
+        model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch = int(state["epoch"])

@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 import tlcore
-from tlcore import io_atomic
+from tlcore import io_atomic, run_dirs
 from tlcore.config import RunConfig
 from tlcore.data.dataset import ImageDataset, as_model_input, channel_stats
 from tlcore.data.decoded_cache import decoded_reader, reader_identity
@@ -30,10 +30,11 @@ from tlcore.models.backbones import Preprocessing, count_parameters, create_back
 from tlcore.models.transfer import MODEL_FILE, ModelMeta, TransferModel, save_model
 from tlcore.models.weights import WeightsSource, cache_root
 from tlcore.plugins import PluginHost, guarded
+from tlcore.run_dirs import RUN_CONFIG, check_new_run, check_outside_data, check_resume, check_same_model
 from tlcore.specs import AugmentationContext, Backbone, HeadContext, Record
 from tlcore.train import distributed
 from tlcore.train.features import FeatureCache
-from tlcore.train.finetune import fine_tune, predict_proba
+from tlcore.train.finetune import check_state_fits, fine_tune, load_resume_state, predict_proba
 from tlcore.train.objective import Objective, target_array
 from tlcore.train.probe import ProbeResult, fit_sklearn_head, fit_torch_head
 from tlcore.train.runtime import (
@@ -45,7 +46,6 @@ from tlcore.train.runtime import (
     seed_everything,
 )
 
-RUN_CONFIG = "config.yaml"
 REPORT = "report.json"
 
 
@@ -105,6 +105,7 @@ class Pipeline:
         self.num_features = feature_dim(self.backbone)
         self.reader = data.dataset.reader  # replaced by the decoded-image cache when that is in use
         self.decoded: dict[str, Any] | None = None
+        self.run_id: str | None = None  # set by run_training: model.json names the run it belongs to
 
     def use_decoded_cache(self, records: list[Record]) -> dict[str, Any] | None:
         """Read ``records`` from the memory-mapped decoded-image cache (built on first use).
@@ -196,6 +197,7 @@ class Pipeline:
             input_stats=self.input_stats,
             target_norm=objective.scaler.as_dict() if objective and objective.scaler else None,
             loss=objective.loss_name if objective else None,
+            run_id=self.run_id,
         )
 
 
@@ -307,16 +309,27 @@ def run_training(
     preset: str | None,
     resume: bool = False,
     prepared: PreparedData | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train, evaluate on val and test, and write the run directory. Returns the report.
 
-    ``prepared`` skips loading ``data`` (a caller that already holds it, e.g. on a label subset)."""
+    ``prepared`` skips loading ``data`` (a caller that already holds it, e.g. on a label subset).
+    ``run_dir`` must be new or empty, or hold a run that ``overwrite`` replaces or ``resume`` continues;
+    every check that can refuse the run comes before its first file is written (tlcore.run_dirs)."""
     started, started_at = time.perf_counter(), datetime.now(UTC)
+    saved = read_run_config(run_dir) if resume else {}
+    if resume:
+        run_id = check_resume(run_dir, saved, config.technique, config.epochs)
+    else:
+        check_new_run(run_dir, overwrite)
+        run_id = run_dirs.new_run_id()
     seed_everything(config.seed)
     timing: dict[str, Any] = {}
     t0 = time.perf_counter()
     if prepared is None:
         prepared = prepare_data(host, data, config, check_leakage=True)
+    if not resume:
+        check_outside_data(run_dir, prepared.root)
     task, classes = prepared.dataset.task, prepared.dataset.classes
     y = {s: _targets(r, task, len(classes)) for s, r in prepared.dataset.splits.items()}
     objective = Objective.for_training(task, classes, config, y["train"])
@@ -327,16 +340,34 @@ def run_training(
     if prepared.leakage is not None and prepared.leakage.found:
         console.print(f"[yellow]warning: {escape(prepared.leakage.summary())} (listed in report.json; --strict fails)")
     pipe = Pipeline(host, config, prepared)
-    pipe.new_head()  # a head that does not support the task says so now, before any work
+    pipe.run_id = run_id
+    first_head = pipe.new_head()  # a head that does not support the task says so now, before any work
+    state: dict[str, Any] | None = None
+    if resume:  # a resume that would fail or mix two runs' files is refused before anything is written
+        check_same_model(run_dir, saved, config.model_dump(), task, classes, pipe.in_chans)
+        if config.technique == "fine-tuning":
+            state = load_resume_state(run_dir)
+            if state is not None:
+                check_state_fits(TransferModel(pipe.backbone, first_head), state, run_dir)
+    distributed.current().sum(0.0)  # every process has checked run_dir before rank 0 writes to it
     # Only once data and model are known to be usable: a failed start leaves no run directory behind.
     if distributed.current().is_main:  # under torchrun, rank 0 alone writes the run directory
-        io_atomic.ensure_dir(run_dir)
+        run_dirs.begin(run_dir, run_id, replace=overwrite and not resume)  # the unfinished marker comes first
         io_atomic.write_text(
             run_dir / RUN_CONFIG,
             yaml.safe_dump(
                 # wall clock at which this process began the run: elapsed_s's origin unless resumed
-                {"preset": preset, "data": data, "adapter": prepared.adapter, "started": started_at.isoformat(),
-                 "config": config.model_dump()},
+                {
+                    "run_id": run_id,
+                    "preset": preset,
+                    "data": data,
+                    "adapter": prepared.adapter,
+                    "started": started_at.isoformat(),
+                    "task": task,
+                    "classes": classes,
+                    "in_chans": pipe.in_chans,
+                    "config": config.model_dump(),
+                },
                 sort_keys=False,
             ),
         )
@@ -370,7 +401,7 @@ def run_training(
     else:
         head = pipe.new_head()
         model = TransferModel(pipe.backbone, head)
-        resuming = resume and (run_dir / "checkpoint_state.pt").exists()
+        resuming = state is not None
         # Fine-tuning decodes every image once per epoch: decode once into the cache instead.
         every = [r for name in ("train", "val", "test") for r in splits[name]]
         extra["decoded_cache"] = pipe.use_decoded_cache(every) if config.decode_cache else None
@@ -407,6 +438,7 @@ def run_training(
             workers=pipe.workers,
             objective=objective,
             run_started=started,
+            state=state,
         )
         if not distributed.current().is_main:
             return {}  # the other torchrun processes are done: rank 0 evaluates and writes the run
@@ -431,6 +463,7 @@ def run_training(
     total, trainable = count_parameters(pipe.backbone)
     timing["total_s"] = time.perf_counter() - started
     report = {
+        "run_id": run_id,
         "tlcore_version": tlcore.__version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "preset": preset,
@@ -488,7 +521,26 @@ def run_training(
     io_atomic.write_text(run_dir / REPORT, json.dumps(report, indent=2, default=_json_default))
     paths = {s: [r.path for r in splits[s]] for s in ("val", "test")}
     run_outputs.write_run_outputs(run_dir, report, paths, y, {"val": val_proba, "test": test_proba})
+    run_dirs.finish(run_dir)  # the last step: from here on the run is finished
     return report
+
+
+def read_run_config(run_dir: Path) -> dict[str, Any]:
+    """``run_dir/config.yaml`` of the run to resume."""
+    path = run_dir / RUN_CONFIG
+    if not path.is_file() and run_dirs.is_unfinished(run_dir):
+        raise ConfigError(
+            f"{run_dir} was interrupted before its training began: nothing to resume", "train it again with --overwrite"
+        )
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} has no {RUN_CONFIG}: nothing to resume", "pass the --output of a run")
+    try:
+        saved = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}".splitlines()[0], "train the run again") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
+        raise ConfigError(f"{path} is not a tlcore run configuration", "train the run again")
+    return saved
 
 
 def _weights_dict(w: WeightsSource) -> dict[str, Any]:
