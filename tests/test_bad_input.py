@@ -488,6 +488,47 @@ def case_plugin_detect_raises_and_nothing_else_matches(env: Env) -> list[str]:
     return env.train(loose)
 
 
+# -- data that loading would change: --strict refuses (without it: a warning, tests/test_data_changes.py) --
+
+
+def strict_manifest(env: Env, edit: Callable[[list[str]], list[str]]) -> list[str]:
+    """A manifest of every image of the folder, rows edited by ``edit``, trained with ``--strict``."""
+    data = env.folder()
+    rows = [f"{p.relative_to(data)},{p.parent.name}" for p in sorted(data.rglob("*.png"))]
+    (data / "labels.csv").write_text("path,label\n" + "\n".join(edit(rows)) + "\n")
+    return env.train(data / "labels.csv", "--strict")
+
+
+def case_csv_label_with_surrounding_whitespace_under_strict(env: Env) -> list[str]:
+    return strict_manifest(env, lambda rows: [rows[0] + " ", *rows[1:]])
+
+
+def case_csv_row_without_a_label_under_strict(env: Env) -> list[str]:
+    return strict_manifest(env, lambda rows: [rows[0], rows[1].partition(",")[0] + ",", *rows[2:]])
+
+
+def case_csv_duplicated_row_under_strict(env: Env) -> list[str]:
+    return strict_manifest(env, lambda rows: [*rows, rows[0]])
+
+
+def case_csv_image_with_two_labels_under_strict(env: Env) -> list[str]:
+    return strict_manifest(env, lambda rows: [*rows, rows[0].replace(",blue", ",red")])
+
+
+def case_underscore_class_folder_under_strict(env: Env) -> list[str]:
+    data = env.folder()
+    (data / "train" / "_violet").mkdir()
+    shutil.copy(first_png(data), data / "train" / "_violet" / "v.png")
+    return env.train(data, "--strict")
+
+
+def case_val_split_missing_a_class_under_strict(env: Env) -> list[str]:
+    data = env.folder()
+    for path in (data / "val" / "red").glob("*.png"):
+        path.unlink()
+    return env.train(data, "--strict")
+
+
 #: (case, substrings of the error line). Every case exits with 2 and prints one line.
 ERROR_CASES: list[tuple[Callable[[Env], list[str]], tuple[str, ...]]] = [
     (case_truncated_jpeg, ("unreadable image", "cut.jpg", "bad_images=skip")),
@@ -550,6 +591,12 @@ ERROR_CASES: list[tuple[Callable[[Env], list[str]], tuple[str, ...]]] = [
     (case_plugin_adapter_raises, ("adapter 'exploding' failed", "RuntimeError: boom")),
     (case_plugin_augmentation_raises, ("augmentation 'exploding/aug'", "plugin 'exploding'", "RuntimeError: boom")),
     (case_plugin_detect_raises_and_nothing_else_matches, ("no dataset adapter recognises",)),
+    (case_csv_label_with_surrounding_whitespace_under_strict, ("surrounding whitespace", "'blue '", "--strict")),
+    (case_csv_row_without_a_label_under_strict, ("without a path or label", "line 3", "no label")),
+    (case_csv_duplicated_row_under_strict, ("listed more than once", "data.duplicates")),
+    (case_csv_image_with_two_labels_under_strict, ("listed with different labels", "'blue', 'red'")),
+    (case_underscore_class_folder_under_strict, ("_violet", "not read as a class")),
+    (case_val_split_missing_a_class_under_strict, ("val split has no images of class(es) 'red'",)),
 ]
 
 

@@ -108,7 +108,7 @@ def test_sections_for_binary_multiclass_and_a_one_class_val() -> None:
     assert set(multi) == {"intervals"} and set(multi["intervals"]["per_class_auc"]) == {"a", "b", "c"}
     one_class = evaluation_sections(np.zeros(10, int), p[:10], y, p, ["a", "b"], n_boot=50)
     assert one_class["operating_point"]["threshold"] is None
-    assert "both classes" in one_class["operating_point"]["note"]
+    assert "val has no images of class 'b'" in one_class["operating_point"]["note"]  # which class, not a bare error
     off = evaluation_sections(y, p, y, p, ["a", "b"], n_boot=0)  # bootstrap=0: no intervals anywhere
     assert set(off) == {"operating_point"} and "test_intervals" not in off["operating_point"]
     assert off["operating_point"]["threshold"] == both["operating_point"]["threshold"]

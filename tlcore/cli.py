@@ -412,7 +412,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace the run in --output (its files are removed first; a folder that holds other files is refused)",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
-    p.add_argument("--strict", action="store_true", help="fail if a group or a (near-)duplicate image is in two splits")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail if a group or a (near-)duplicate image is in two splits, a split lacks a class, or loading "
+        "the data left out, merged or de-duplicated anything (rows, folders, labels)",
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a trained run on a dataset split")

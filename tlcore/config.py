@@ -29,7 +29,11 @@ class RunConfig(BaseModel):
     adapter: str = Field("auto", description="dataset adapter; auto = the first whose detect() accepts --data")
     adapter_options: dict[str, Any] = Field(default_factory=dict, description="options passed to the adapter")
     bad_images: Literal["skip", "fail"] = Field("skip", description="unreadable images: skip (and list) or fail")
-    strict: bool = Field(False, description="fail the run when groups or (near-)duplicate images leak across splits")
+    strict: bool = Field(
+        False,
+        description="fail the run when groups or (near-)duplicate images leak across splits, a split lacks a "
+        "class, or loading the data left out, merged or de-duplicated anything",
+    )
     near_duplicate_distance: int | None = Field(
         4, ge=0, le=64, description="pHash bits that may differ for a near duplicate across splits (null = skip)"
     )

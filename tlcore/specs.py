@@ -67,6 +67,12 @@ class LabeledDataset:
     ``train`` by the engine with a fixed seed (grouped by ``Record.group`` when set).
     ``reader`` turns a record path into an ``HxWxC`` uint8 array; adapters for DICOM,
     NIfTI or multispectral data supply their own.
+
+    An adapter never leaves part of its input out silently: ``dropped`` lists what it did not
+    turn into records (a manifest row without a label, a folder it does not read that holds
+    images), one dict each with a ``reason`` and a ``path`` and/or ``row``; ``labels_trimmed``
+    lists labels used without their surrounding whitespace (``{"label": "red ", "used_as": "red",
+    "rows": 3}``). The engine reports both, warns, and refuses them under ``strict``.
     """
 
     classes: list[str]
@@ -76,6 +82,8 @@ class LabeledDataset:
     root: Path | None = None
     channels: int = 3
     provenance: dict[str, Any] = field(default_factory=dict)
+    dropped: list[dict[str, Any]] = field(default_factory=list)
+    labels_trimmed: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass

@@ -51,7 +51,8 @@ def _pick(df: pd.DataFrame, option: str | None, candidates: tuple[str, ...], wha
 def load(root: Path, options: Mapping[str, Any]) -> LabeledDataset:
     manifest = _manifest(root, options)
     try:
-        df = pd.read_csv(manifest)
+        # Cells as written: pandas would turn a label column 0/1 with a gap into "0.0"/"1.0".
+        df = pd.read_csv(manifest, dtype=str)
     except FileNotFoundError:
         raise DataError(f"manifest {manifest} does not exist") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -62,12 +63,14 @@ def load(root: Path, options: Mapping[str, Any]) -> LabeledDataset:
     split_col = _pick(df, options.get("split_column"), ("split", "fold", "subset"), "split", False)
     assert path_col is not None and label_col is not None
     image_root = Path(options.get("image_root", manifest.parent)).resolve()
-    df = df.dropna(subset=[path_col, label_col])
+    df, dropped = _without_blank_cells(df.reset_index(drop=True), path_col, label_col)
     if df.empty:
         raise DataError(f"manifest {manifest} has no rows with both {path_col!r} and {label_col!r}")
-    classes = [str(c) for c in options.get("classes") or sorted(df[label_col].astype(str).unique())]
+    raw_labels = df[label_col].copy()
+    df[label_col] = raw_labels.str.strip()
+    classes = [str(c) for c in options.get("classes") or sorted(df[label_col].unique())]
     index = {c: i for i, c in enumerate(classes)}
-    unknown = sorted(set(df[label_col].astype(str)) - set(index))
+    unknown = sorted(set(df[label_col]) - set(index))
     if unknown:
         raise DataError(
             f"manifest labels not in classes: {', '.join(unknown[:5])}", "fix the labels or the classes option"
@@ -85,5 +88,36 @@ def load(root: Path, options: Mapping[str, Any]) -> LabeledDataset:
                 raise DataError(f"manifest split value {value!r} is not train/val/test")
             split = SPLIT_NAMES[value]
         group = str(row[group_col]) if group_col is not None else None
-        splits.setdefault(split, []).append(Record(str(path), index[str(row[label_col])], group))
-    return LabeledDataset(classes=classes, splits=splits, root=image_root, provenance={"manifest": str(manifest)})
+        splits.setdefault(split, []).append(Record(str(path), index[row[label_col]], group))
+    return LabeledDataset(
+        classes=classes,
+        splits=splits,
+        root=image_root,
+        provenance={"manifest": str(manifest)},
+        dropped=dropped,
+        labels_trimmed=_trimmed(raw_labels, df[label_col]),
+    )
+
+
+def _without_blank_cells(df: pd.DataFrame, path_col: str, label_col: str) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """The rows with a path and a label, and one ``dropped`` entry for each other row (its CSV line)."""
+    blank_path = df[path_col].isna() | (df[path_col].str.strip() == "")
+    blank_label = df[label_col].isna() | (df[label_col].str.strip() == "")
+    dropped = [
+        {
+            "line": int(i) + 2,  # the header is line 1
+            "path": None if blank_path[i] else str(df.at[i, path_col]),
+            "reason": "no path" if blank_path[i] else "no label",
+        }
+        for i in df.index[blank_path | blank_label]
+    ]
+    return df[~(blank_path | blank_label)].copy(), dropped
+
+
+def _trimmed(raw: pd.Series, used: pd.Series) -> list[dict[str, Any]]:
+    """Labels written with surrounding whitespace, and how many rows each: ``"red "`` is used as ``"red"``."""
+    changed = raw[raw != used]
+    return [
+        {"label": str(label), "used_as": str(label).strip(), "rows": int(n)}
+        for label, n in sorted(changed.value_counts().items())
+    ]

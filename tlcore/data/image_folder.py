@@ -14,14 +14,37 @@ SPLIT_ALIASES = SPLIT_NAMES  # folder names: the shared split vocabulary
 LAYOUT_HINT = "expected <root>/<split>/<class>/<image> (splits train, val, test) or <root>/<class>/<image>"
 
 
+def _scan(folder: Path) -> tuple[list[Path], dict[Path, int]]:
+    """The images under ``folder``, and the images left out in each hidden (``.``) folder below it.
+
+    Hidden files (``._x.jpg`` resource forks of macOS archives) are left out without a word."""
+    kept: list[Path] = []
+    hidden: dict[Path, int] = {}
+    for p in folder.rglob("*"):
+        if p.suffix.lower() not in IMAGE_SUFFIXES or p.name.startswith(".") or not p.is_file():
+            continue
+        parents = p.relative_to(folder).parts[:-1]
+        dot = next((i for i, part in enumerate(parents) if part.startswith(".")), None)
+        if dot is None:
+            kept.append(p)
+        else:
+            top = folder.joinpath(*parents[: dot + 1])
+            hidden[top] = hidden.get(top, 0) + 1
+    return sorted(kept), hidden
+
+
 def _images(folder: Path) -> list[Path]:
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.suffix.lower() in IMAGE_SUFFIXES
-        and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
+    return _scan(folder)[0]
+
+
+def _unread_folders(split: str, folder: Path) -> list[dict[str, Any]]:
+    """Folders in a split that are not classes (names starting with ``.`` or ``_``) but hold images."""
+    out = []
+    for d in sorted(folder.iterdir()):
+        if d.is_dir() and d.name.startswith((".", "_")) and (n := len(_images(d))):
+            why = f"folder name starts with {d.name[0]!r}, so it is not read as a class"
+            out.append({"split": split, "path": str(d), "images": n, "reason": why})
+    return out
 
 
 def _subdirs(folder: Path) -> list[Path]:
@@ -60,18 +83,24 @@ def load(root: Path, options: Mapping[str, Any]) -> LabeledDataset:
         raise DataError(f"{splits['train']} has no class folders", LAYOUT_HINT)
     index = {c: i for i, c in enumerate(classes)}
     records: dict[str, list[Record]] = {}
+    dropped: list[dict[str, Any]] = []
     for split, folder in splits.items():
         records[split] = []
+        dropped.extend(_unread_folders(split, folder))
         for class_dir in _subdirs(folder):
             if class_dir.name not in index:
                 raise DataError(
                     f"class {class_dir.name!r} in {folder.name}/ is not in train/",
                     f"every split must use the train classes: {', '.join(classes)}",
                 )
-            files = _images(class_dir)
+            files, hidden = _scan(class_dir)
+            dropped.extend(
+                {"split": split, "path": str(d), "images": n, "reason": "hidden folder (name starts with '.')"}
+                for d, n in sorted(hidden.items())
+            )
             if not files and split == "train":
                 raise DataError(f"class folder {class_dir} has no images", "add images or remove the folder")
             records[split].extend(Record(str(f), index[class_dir.name]) for f in files)
         if not records[split]:
             raise DataError(f"split {folder} has no images", LAYOUT_HINT)
-    return LabeledDataset(classes=classes, splits=records, root=root)
+    return LabeledDataset(classes=classes, splits=records, root=root, dropped=dropped)

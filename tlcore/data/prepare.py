@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from numbers import Real
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -20,6 +20,16 @@ from tlcore.plugins import PluginHost
 from tlcore.specs import DatasetAdapter, LabeledDataset, Record, read_rgb
 
 
+class Change(NamedTuple):
+    """One line about the data that the user did not ask for, and the ``report.json`` key that lists it."""
+
+    message: str
+    key: str  # under report.json's ``data``
+
+    def warning(self, report: str = "report.json") -> str:
+        return f"{self.message} (listed in {report} under data.{self.key}; --strict fails instead)"
+
+
 @dataclass
 class PreparedData:
     dataset: LabeledDataset
@@ -29,6 +39,16 @@ class PreparedData:
     split_origin: dict[str, str]
     skipped: list[dict[str, str]] = field(default_factory=list)
     leakage: LeakageReport | None = None
+    duplicates: list[dict[str, Any]] = field(default_factory=list)
+    label_conflicts: list[dict[str, Any]] = field(default_factory=list)
+    missing_classes: dict[str, list[str]] = field(default_factory=dict)
+    train_overlap: dict[str, Any] | None = None  # tl evaluate/stress: the scored images the run trained on
+
+    def changes(self) -> list[Change]:
+        """Each kind of change made to the data as given (left out, merged, de-duplicated) and each split
+        that lacks a class, in one line: the console's warnings, and under ``strict`` the error."""
+        changes = input_changes(self.dataset, self.duplicates, self.label_conflicts)
+        return changes + missing_class_changes(self.missing_classes, len(self.dataset.classes))
 
     def summary(self) -> dict[str, Any]:
         ds = self.dataset
@@ -45,6 +65,12 @@ class PreparedData:
             "per_class": per_class,
             "split_origin": self.split_origin,
             "skipped_images": self.skipped,
+            "dropped": ds.dropped,
+            "duplicates": self.duplicates,
+            "label_conflicts": self.label_conflicts,
+            "labels_trimmed": ds.labels_trimmed,
+            "missing_classes": self.missing_classes,
+            **({"train_overlap": self.train_overlap} if self.train_overlap is not None else {}),
             **({"provenance": ds.provenance} if ds.provenance else {}),
         }
 
@@ -96,6 +122,145 @@ def _target_problem(task: str, target: Any, k: int) -> str | None:
     if task == "regression" and any(math.isinf(v) for v in values):
         return f"target {target!r} is infinite"
     return None
+
+
+def _where(entry: dict[str, Any]) -> str:
+    place = f"line {entry['line']}" if "line" in entry else str(entry.get("path", entry.get("row", "?")))
+    if "line" in entry and entry.get("path"):
+        place += f" ({entry['path']})"
+    return f"{place}: {entry.get('reason', 'no reason given')}"
+
+
+def _dropped_message(dropped: list[dict[str, Any]]) -> str:
+    rows = [d for d in dropped if "line" in d]
+    folders = [d for d in dropped if "line" not in d and "images" in d]
+    other = [d for d in dropped if d not in rows and d not in folders]
+    parts = []
+    if rows:
+        parts.append(f"{len(rows)} manifest row(s) without a path or label, e.g. {_where(rows[0])}")
+    if folders:
+        images = sum(int(d["images"]) for d in folders)
+        parts.append(f"{images} image(s) in {len(folders)} folder(s) that are not read, e.g. {_where(folders[0])}")
+    if other:
+        parts.append(f"{len(other)} other item(s), e.g. {_where(other[0])}")
+    return "left out " + "; ".join(parts)
+
+
+def input_changes(
+    ds: LabeledDataset, duplicates: list[dict[str, Any]], conflicts: list[dict[str, Any]]
+) -> list[Change]:
+    """What the adapter left out or trimmed, and what :func:`merge_duplicates` merged or dropped."""
+    out = []
+    if ds.dropped:
+        out.append(Change(_dropped_message(ds.dropped), "dropped"))
+    if ds.labels_trimmed:
+        t = ds.labels_trimmed[0]
+        out.append(
+            Change(
+                f"{len(ds.labels_trimmed)} label(s) written with surrounding whitespace are used without it, "
+                f"e.g. {t['label']!r} as {t['used_as']!r} ({t['rows']} row(s))",
+                "labels_trimmed",
+            )
+        )
+    if duplicates:
+        d = duplicates[0]
+        out.append(
+            Change(
+                f"{len(duplicates)} file(s) listed more than once with the same label are used once, "
+                f"e.g. {d['path']} ({d['copies']} times in {d['split']})",
+                "duplicates",
+            )
+        )
+    if conflicts:
+        c = conflicts[0]
+        out.append(
+            Change(
+                f"{len(conflicts)} file(s) listed with different labels are left out, "
+                f"e.g. {c['path']} ({', '.join(map(repr, c['labels']))})",
+                "label_conflicts",
+            )
+        )
+    return out
+
+
+def missing_class_changes(missing: dict[str, list[str]], n_classes: int) -> list[Change]:
+    out = []
+    for split, names in missing.items():
+        line = f"the {split} split has no images of class(es) {', '.join(map(repr, names))}"
+        if split == "val" and n_classes == 2:
+            line += ", so no operating point is chosen (a threshold needs both classes in val)"
+        out.append(Change(line, "missing_classes"))
+    return out
+
+
+def _target_key(target: Any) -> tuple[float | str, ...]:
+    values = target if isinstance(target, tuple | list) else (target,)
+    return tuple("nan" if math.isnan(float(v)) else float(v) for v in values)
+
+
+def _label_name(ds: LabeledDataset, target: Any) -> Any:
+    if ds.task == "classification":
+        return ds.classes[int(target)]
+    return list(target) if isinstance(target, tuple | list) else target
+
+
+def merge_duplicates(ds: LabeledDataset) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Records of one file: with one label, one record per split is kept (the others are ``duplicates``);
+    with different labels, every record of the file is dropped (``label_conflicts``), as neither label
+    can be trusted. The same file in two splits with one label is left to the leakage check."""
+    by_path: dict[str, list[tuple[str, Record]]] = {}
+    for split, records in ds.splits.items():
+        for r in records:
+            by_path.setdefault(r.path, []).append((split, r))
+    conflicts = []
+    for path, entries in by_path.items():
+        labels = list({_target_key(r.target): r.target for _, r in entries}.values())
+        if len(labels) > 1:
+            splits = sorted({s for s, _ in entries})
+            names = [_label_name(ds, t) for t in labels]
+            conflicts.append({"path": path, "labels": names, "splits": splits, "rows": len(entries)})
+    conflicting = {c["path"] for c in conflicts}
+    duplicates = []
+    for split, records in ds.splits.items():
+        copies = Counter(r.path for r in records)
+        seen: set[str] = set()
+        kept = []
+        for r in records:  # the first record of each file, in the adapter's order
+            if r.path not in conflicting and r.path not in seen:
+                seen.add(r.path)
+                kept.append(r)
+        duplicates += [
+            {"split": split, "path": p, "copies": n} for p, n in copies.items() if n > 1 and p not in conflicting
+        ]
+        if records and not kept:
+            raise DataError(
+                f"every record of the {split} split names a file that is listed with different labels",
+                "give each file one label",
+            )
+        ds.splits[split] = kept
+    return duplicates, conflicts
+
+
+def missing_classes(ds: LabeledDataset) -> dict[str, list[str]]:
+    """Classification: the classes each split has no image of."""
+    if ds.task != "classification":
+        return {}
+    out: dict[str, list[str]] = {}
+    for split in ("train", "val", "test"):
+        present = {r.target for r in ds.splits.get(split, [])}
+        names = [name for k, name in enumerate(ds.classes) if k not in present]
+        if names and split in ds.splits:
+            out[split] = names
+    return out
+
+
+def _refuse_if_strict(config: RunConfig, changes: list[Change]) -> None:
+    if config.strict and changes:
+        first = changes[0]
+        raise DataError(
+            first.message,
+            f"fix the data, or drop --strict to go on with it listed in report.json under data.{first.key}",
+        )
 
 
 def _locate(host: PluginHost, data: str) -> tuple[Path, str | None, dict[str, Any]]:
@@ -165,7 +330,11 @@ def prepare_data(
     check_leakage: bool = False,
     task: str | None = None,
 ) -> PreparedData:
-    """Load, check and split ``data``; ``classes``/``task`` (a trained model's) must match when given."""
+    """Load, check and split ``data``; ``classes``/``task`` (a trained model's) must match when given.
+
+    ``check_leakage`` is for training: it also looks for leakage between splits and for classes that a
+    split lacks. Whatever is left out, merged or de-duplicated is kept in the result (:meth:`PreparedData.changes`)
+    and refused under ``config.strict``."""
     root, catalog_adapter, catalog_options = _locate(host, data)
     adapter_name = config.adapter if config.adapter != "auto" or catalog_adapter is None else catalog_adapter
     adapter = _choose_adapter(host, root, adapter_name)
@@ -181,9 +350,14 @@ def prepare_data(
     if classes is not None and ds.classes != classes:
         raise DataError(f"{root} has classes {ds.classes}, the model was trained on {classes}")
     check_targets(ds)
+    duplicates, conflicts = merge_duplicates(ds)
+    _refuse_if_strict(config, input_changes(ds, duplicates, conflicts))
     skipped = screen_images(ds, config.bad_images)
     origin = ensure_splits(ds, config.val_fraction, config.seed)
+    # Training only: an evaluation may well use a site that lacks a class.
+    missing = missing_classes(ds) if check_leakage else {}
     leakage = find_leakage(ds.splits, ds.reader, config.near_duplicate_distance) if check_leakage else None
     if leakage is not None and leakage.found and config.strict:
         raise DataError(leakage.summary(), "fix the splits, or drop --strict to train and list them in report.json")
-    return PreparedData(ds, adapter.name, data, root, origin, skipped, leakage)
+    _refuse_if_strict(config, missing_class_changes(missing, len(ds.classes)))
+    return PreparedData(ds, adapter.name, data, root, origin, skipped, leakage, duplicates, conflicts, missing)

@@ -111,11 +111,15 @@ def operating_point(
     out: dict[str, Any] = {"rule": rule, "positive_class": classes[pos], "chosen_on": "val"}
     if note:
         out["note"] = note
-    try:
-        threshold = choose_threshold(val_pos, val_proba[:, pos], rule)
-    except ValueError as exc:
-        out.update(threshold=None, note=f"no threshold chosen: {exc}")
+    if val_pos.all() or not val_pos.any():
+        absent = classes[1 - pos] if val_pos.all() else classes[pos]
+        out.update(
+            threshold=None,
+            note=f"no threshold chosen: val has no images of class {absent!r}, "
+            "and a threshold needs both classes in val",
+        )
         return out
+    threshold = choose_threshold(val_pos, val_proba[:, pos], rule)
     out["threshold"] = threshold
     out["val"] = rates_at(val_pos, val_proba[:, pos], threshold)
     out["test"] = rates_at(test_pos, test_proba[:, pos], threshold)

@@ -339,6 +339,8 @@ def run_training(
         console.print(f"[yellow]skipped {len(prepared.skipped)} unreadable image(s); listed in report.json")
     if prepared.leakage is not None and prepared.leakage.found:
         console.print(f"[yellow]warning: {escape(prepared.leakage.summary())} (listed in report.json; --strict fails)")
+    for change in prepared.changes():  # left out, merged, de-duplicated, a class missing from a split
+        console.print(f"[yellow]warning: {escape(change.warning())}", soft_wrap=True)  # one line, for grep
     pipe = Pipeline(host, config, prepared)
     pipe.run_id = run_id
     first_head = pipe.new_head()  # a head that does not support the task says so now, before any work
