@@ -529,6 +529,15 @@ def case_val_split_missing_a_class_under_strict(env: Env) -> list[str]:
     return env.train(data, "--strict")
 
 
+def case_evaluate_on_its_own_training_images_under_strict(env: Env) -> list[str]:
+    from tlcore.cli import main
+    from tlcore.plugins import reset_host
+
+    reset_host(None)
+    assert main([str(a) for a in env.train(env.folder())]) == 0
+    return ["evaluate", str(env.tmp / "run"), "--split", "train", "--strict"]
+
+
 #: (case, substrings of the error line). Every case exits with 2 and prints one line.
 ERROR_CASES: list[tuple[Callable[[Env], list[str]], tuple[str, ...]]] = [
     (case_truncated_jpeg, ("unreadable image", "cut.jpg", "bad_images=skip")),
@@ -597,6 +606,7 @@ ERROR_CASES: list[tuple[Callable[[Env], list[str]], tuple[str, ...]]] = [
     (case_csv_image_with_two_labels_under_strict, ("listed with different labels", "'blue', 'red'")),
     (case_underscore_class_folder_under_strict, ("_violet", "not read as a class")),
     (case_val_split_missing_a_class_under_strict, ("val split has no images of class(es) 'red'",)),
+    (case_evaluate_on_its_own_training_images_under_strict, ("training images of this run", "optimistic")),
 ]
 
 

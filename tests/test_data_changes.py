@@ -1,6 +1,6 @@
 """Data is never changed behind the user's back: whatever loading leaves out, merges or de-duplicates,
 and a split that lacks a class, gives a one-line warning and an entry in report.json (``--strict``: an
-error, see tests/test_bad_input.py)."""
+error, see tests/test_bad_input.py), and an evaluation says when it scores the run's own training images."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ import pytest
 from tlcore.config import RunConfig
 from tlcore.data import csv_manifest, image_folder
 from tlcore.data.prepare import PreparedData, merge_duplicates, prepare_data
+from tlcore.data.train_images import TRAIN_IMAGES, train_overlap, write_train_images
 from tlcore.errors import DataError
 from tlcore.plugins import PluginHost
-from tlcore.specs import LabeledDataset, Record
+from tlcore.specs import LabeledDataset, Record, read_rgb
 
 Tl = Callable[..., tuple[int, str, str]]
 FE = ["train", "--preset", "feature-extraction"]
@@ -181,6 +182,26 @@ def test_a_val_split_missing_a_class_is_reported(tmp_path: Path, make_folder: Ca
     assert evaluated.missing_classes == {}
 
 
+# -- the run's own training images -------------------------------------------------------------
+
+
+def test_train_overlap_counts_copies_under_another_name(tmp_path: Path, make_folder: Callable[..., Path]) -> None:
+    root = make_folder(tmp_path / "d", {"train": 2, "test": 1})
+    train = [Record(str(p), 0) for p in sorted((root / "train").rglob("*.png"))]
+    run = tmp_path / "run"
+    run.mkdir()
+    assert train_overlap(run, train, read_rgb) is None  # a run that did not record them
+    write_train_images(run, train, read_rgb)
+    lines = (run / TRAIN_IMAGES).read_text().splitlines()
+    assert len(lines) == len(train) and lines[0].endswith(f"  {train[0].path}") and len(lines[0].split()[0]) == 64
+    copy = tmp_path / "copy.png"
+    shutil.copy(train[0].path, copy)
+    scored = [Record(str(copy), 0), *[Record(str(p), 0) for p in sorted((root / "test").rglob("*.png"))]]
+    overlap = train_overlap(run, scored, read_rgb)
+    assert overlap is not None
+    assert (overlap["count"], overlap["images"], overlap["examples"]) == (1, 4, [str(copy)])
+
+
 # -- through the command line ---------------------------------------------------------------------
 
 
@@ -217,3 +238,32 @@ def test_training_warns_once_per_change_and_lists_each_in_report_json(
     assert data["counts"]["train"] == 8 - 2  # the dropped row and the image with two labels
     assert report["operating_point"]["threshold"] is None
     assert "val has no images of class 'red'" in report["operating_point"]["note"]
+    assert len((tmp_path / "run" / TRAIN_IMAGES).read_text().splitlines()) == 6
+
+
+def test_evaluate_says_when_a_recarved_test_split_holds_training_images(
+    tl: Tl, tmp_path: Path, make_folder: Callable[..., Path]
+) -> None:
+    root = make_folder(tmp_path / "flat", {"": 6}, classes=TWO)
+    run = tmp_path / "run"
+    code, _, err = tl(*FE, "--data", root, "--output", run, *FAST)
+    assert code == 0, err
+    code, _, err = tl("evaluate", run)
+    assert code == 0, err
+    assert not warnings_of(err)  # the same files, the same carve: test is still unseen
+    assert json.loads((run / "evaluation-test.json").read_text())["data"]["train_overlap"]["count"] == 0
+
+    extra = make_folder(tmp_path / "extra", {"": 3}, classes=TWO, seed=7)
+    for image in extra.rglob("*.png"):  # new files in the run's own folder: the carve changes
+        image.rename(root / image.parent.name / f"new_{image.name}")
+    code, _, err = tl("evaluate", run)
+    assert code == 0, err
+    (line,) = warnings_of(err)
+    assert "image(s) are training images of this run" in line and "optimistic" in line
+    overlap = json.loads((run / "evaluation-test.json").read_text())["data"]["train_overlap"]
+    assert overlap["count"] >= 1 and overlap["examples"]
+
+    code, _, err = tl("evaluate", run, "--strict")
+    assert code == 2
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [err.strip()]
+    assert "training images of this run" in err

@@ -199,6 +199,7 @@ def split_inputs(args: argparse.Namespace) -> tuple[Path, Any, Any, Any, Any, li
     model, meta = _load(host, run_dir)
     saved = yaml.safe_load((run_dir / RUN_CONFIG).read_text()) if (run_dir / RUN_CONFIG).exists() else {}
     config = _config(host, None, args.set or [], base=saved.get("config", {}))
+    config.strict = config.strict or bool(getattr(args, "strict", False))
     data = args.data or saved.get("data")
     if not data:
         raise TlcoreError("no --data given and the run does not record its data", "pass --data DIR")
@@ -214,6 +215,10 @@ def split_inputs(args: argparse.Namespace) -> tuple[Path, Any, Any, Any, Any, li
         raise TlcoreError(f"{data} has no {args.split!r} split", f"splits: {', '.join(prepared.dataset.splits)}")
     else:
         records = prepared.dataset.splits[args.split]
+    from tlcore.data.train_images import check_scored_images
+
+    for line in check_scored_images(run_dir, prepared, records, args.split, config.strict):
+        print(f"warning: {line}", file=sys.stderr)
     return run_dir, model, meta, config, prepared, records
 
 
@@ -430,6 +435,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a data setting")
     p.add_argument("--adapt-bn", action="store_true", help=ADAPT_BN_HELP + " (writes evaluation-SPLIT-adapted-bn.json)")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail if the images scored include the run's own training images, or the data was changed to load",
+    )
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(

@@ -88,7 +88,8 @@ class LeakageReport:
         return text
 
 
-def _content_hash(path: str, reader: Callable[[str], np.ndarray]) -> str:
+def content_digest(path: str, reader: Callable[[str], np.ndarray]) -> str:
+    """SHA-256 of a file's bytes (memoised), or of what ``reader`` decodes when ``path`` is not one file."""
     if os.path.isfile(path):
         from tlcore.train.features import file_digest  # the feature cache's key: the same bytes hash
 
@@ -159,7 +160,7 @@ def find_leakage(
         digests[split], hashes, kept[split] = [], [], []
         for r in splits[split]:
             try:
-                digest = _content_hash(r.path, reader)
+                digest = content_digest(r.path, reader)
                 ph = perceptual_hash(r.path, reader) if max_distance is not None else 0
             except Exception as exc:  # an unreadable file is screened elsewhere; here it is just not compared
                 report.unhashable.append(f"{r.path}: {type(exc).__name__}")

@@ -23,6 +23,7 @@ from tlcore.config import RunConfig
 from tlcore.data.dataset import ImageDataset, as_model_input, channel_stats
 from tlcore.data.decoded_cache import decoded_reader, reader_identity
 from tlcore.data.prepare import PreparedData, prepare_data
+from tlcore.data.train_images import write_train_images
 from tlcore.errors import ConfigError, DataError
 from tlcore.metrics.intervals import multilabel_intervals
 from tlcore.metrics.operating_point import evaluation_sections
@@ -373,6 +374,8 @@ def run_training(
                 sort_keys=False,
             ),
         )
+        # What this run trained on: `tl evaluate` warns when it scores any of these images.
+        write_train_images(run_dir, prepared.dataset.splits["train"], prepared.dataset.reader)
     timing["setup_s"] = time.perf_counter() - t0
     splits = prepared.dataset.splits
     cache = pipe.feature_cache()
