@@ -346,6 +346,18 @@ def case_set_out_of_range(env: Env) -> list[str]:
     return env.train(env.folder(), "--set", "val_fraction=1.5")
 
 
+def case_set_image_size_beyond_the_bound(env: Env) -> list[str]:
+    return env.train(env.folder(), "--set", "image_size=100000")  # OpenCV would ask for ~39 GB
+
+
+def case_set_negative_seed(env: Env) -> list[str]:
+    return env.train(env.folder(), "--set", "seed=-1")
+
+
+def case_set_absurd_epochs(env: Env) -> list[str]:
+    return env.train(env.folder(), "--set", "epochs=1e9")  # refused even where the technique ignores it
+
+
 def case_set_without_equals(env: Env) -> list[str]:
     return env.train(env.folder(), "--set", "epochs")
 
@@ -584,6 +596,9 @@ ERROR_CASES: list[tuple[Callable[[Env], list[str]], tuple[str, ...]]] = [
     (case_set_unknown_key, ("unknown key 'learning_rate'",)),
     (case_set_wrong_type, ("epochs", "integer", "'many'")),
     (case_set_out_of_range, ("val_fraction", "less than 1")),
+    (case_set_image_size_beyond_the_bound, ("image_size", "less than or equal to 2048", "tl train --help")),
+    (case_set_negative_seed, ("seed", "greater than or equal to 0", "tl train --help")),
+    (case_set_absurd_epochs, ("epochs", "less than or equal to 10000", "(got 1000000000.0)")),
     (case_set_without_equals, ("'epochs' is not key=value",)),
     (case_sklearn_head_fine_tuned, ("'svm' is a scikit-learn head",)),
     (case_cuda_without_a_gpu, ("device=cuda but no CUDA GPU",)),

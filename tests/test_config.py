@@ -107,6 +107,47 @@ def test_out_of_range_and_bad_literal_values_are_refused() -> None:
         build_config({}, {"strategy": "everything"}, "config")
 
 
+@pytest.mark.parametrize(
+    ("pair", "bound"),
+    [
+        ("image_size=100000", "less than or equal to 2048"),
+        ("image_size=8", "greater than or equal to 16"),
+        ("seed=-1", "greater than or equal to 0"),
+        (f"seed={2**31}", f"less than or equal to {2**31 - 1}"),
+        ("epochs=1e9", "less than or equal to 10000"),
+        ("head_epochs=1000000", "less than or equal to 10000"),
+        ("warmup_epochs=1e6", "less than or equal to 10000"),
+        ("batch_size=1000000", "less than or equal to 65536"),
+        ("bootstrap=10000000", "less than or equal to 100000"),
+        ("feature_views=1000", "less than or equal to 100"),
+        ("lr=0", "greater than 0"),
+        ("label_smoothing=1", "less than 1"),
+    ],
+)
+def test_absurd_values_are_refused_with_their_range_and_a_hint(pair: str, bound: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        build_config({}, parse_overrides([pair]), "preset fine-tuning")
+    assert str(info.value).startswith(f"--set: {pair.partition('=')[0]}: ")
+    assert bound in str(info.value)
+    assert info.value.hint is not None and "tl train --help" in info.value.hint
+
+
+def test_the_bounds_themselves_are_accepted() -> None:
+    edges = {"image_size": 2048, "seed": 2**31 - 1, "epochs": 10_000, "head_epochs": 10_000, "batch_size": 65_536}
+    assert build_config({}, edges, "config").model_dump(include=set(edges)) == edges
+    assert build_config({}, {"image_size": 16, "seed": 0, "epochs": 1}, "config").image_size == 16
+
+
+def test_every_installed_preset_is_within_the_bounds() -> None:
+    from tlcore.plugins import PluginHost
+
+    host = PluginHost()  # the installed plugins too: medical/..., agriculture/...
+    names = host.presets.names()
+    assert "fine-tuning" in names and any(n.startswith("medical/") for n in names)
+    for name in names:
+        build_config(preset_settings(host.presets, name), {}, f"preset {name}")
+
+
 def test_unknown_key_in_preset_settings_is_refused() -> None:
     with pytest.raises(ConfigError, match="nosuchkey"):
         build_config({"nosuchkey": 1}, {}, "preset p")

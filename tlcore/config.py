@@ -17,6 +17,16 @@ Technique = Literal["feature-extraction", "fine-tuning"]
 Strategy = Literal["head-only", "partial", "full", "gradual", "lp-ft"]
 #: How a binary run picks its decision threshold on val (see tlcore.metrics.operating_point).
 OPERATING_POINT_RULE = r"^(youden|(sensitivity|specificity):(0(\.\d+)?|1(\.0+)?|\.\d+))$"
+#: Upper bounds that only refuse typos and absurd values: each is far above what a run uses, and each
+#: value beyond it would exhaust memory or never finish (image_size=100000 asks OpenCV for ~39 GB).
+MAX_IMAGE_SIZE = 2048  # presets use the weights' own size (224-384); large timm models reach 1024
+MAX_EPOCHS = 10_000
+MAX_BATCH_SIZE = 65_536  # the global batch of a many-GPU run
+MAX_FEATURE_VIEWS = 100  # each view is a full backbone pass over train
+MAX_BOOTSTRAP = 100_000
+#: numpy seeds are 32-bit, and the engine derives seeds from this one (seed + 1 carves val): 31 bits
+#: leave room for that.
+MAX_SEED = 2**31 - 1
 
 
 class RunConfig(BaseModel):
@@ -40,10 +50,18 @@ class RunConfig(BaseModel):
     val_fraction: float = Field(0.15, gt=0, lt=1, description="share of train carved out as val when none is given")
     augmentation: str = Field("standard", description="augmentation pipeline for training (eval uses its eval mode)")
     augmentation_params: dict[str, Any] = Field(default_factory=dict)
-    image_size: int | None = Field(None, ge=16, description="input size; default: the pretrained config's")
+    image_size: int | None = Field(
+        None,
+        ge=16,
+        le=MAX_IMAGE_SIZE,
+        description=f"input size, 16-{MAX_IMAGE_SIZE} px; default: the pretrained config's",
+    )
     crop_pct: float | None = Field(
-        None, gt=0, le=1, description="eval centre crop: resize the short side to size/crop_pct, then crop; "
-        "1.0 keeps the whole field of view; default: the pretrained config's"
+        None,
+        gt=0,
+        le=1,
+        description="eval centre crop: resize the short side to size/crop_pct, then crop; "
+        "1.0 keeps the whole field of view; default: the pretrained config's",
     )
     # model
     backbone: str = Field("tf_efficientnet_lite0", description="registered backbone or any timm model name")
@@ -54,25 +72,36 @@ class RunConfig(BaseModel):
     drop_rate: float = Field(0.2, ge=0, lt=1, description="dropout before the classifier")
     drop_path_rate: float = Field(0.0, ge=0, lt=1, description="stochastic depth in the backbone")
     # feature extraction
-    head_epochs: int = Field(100, ge=1, description="epochs of torch-head training on cached features")
-    feature_views: int = Field(0, ge=0, description="extra augmented views per training image in feature extraction")
+    head_epochs: int = Field(
+        100, ge=1, le=MAX_EPOCHS, description=f"epochs of torch-head training on cached features (1-{MAX_EPOCHS})"
+    )
+    feature_views: int = Field(
+        0,
+        ge=0,
+        le=MAX_FEATURE_VIEWS,
+        description=f"extra augmented views per training image in feature extraction (0-{MAX_FEATURE_VIEWS})",
+    )
     # fine-tuning
     strategy: Strategy = Field("lp-ft", description="head-only | partial | full | gradual | lp-ft")
     freeze_stages: int = Field(0, ge=0, description="partial: number of leading stages kept frozen")
-    epochs: int = Field(10, ge=1)
-    batch_size: int = Field(32, ge=1)
+    epochs: int = Field(10, ge=1, le=MAX_EPOCHS, description=f"fine-tuning epochs (1-{MAX_EPOCHS})")
+    batch_size: int = Field(
+        32, ge=1, le=MAX_BATCH_SIZE, description=f"images per step, over all processes (1-{MAX_BATCH_SIZE})"
+    )
     lr: float = Field(1e-3, gt=0, description="learning rate of the head")
     backbone_lr_mult: float = Field(0.1, gt=0, description="backbone lr = lr * this (discriminative lr)")
     layer_decay: float | None = Field(None, gt=0, le=1, description="per-stage lr decay towards the input")
     weight_decay: float = Field(0.05, ge=0)
-    warmup_epochs: float = Field(1.0, ge=0)
+    warmup_epochs: float = Field(1.0, ge=0, le=MAX_EPOCHS, description="epochs of linear lr warm-up")
     label_smoothing: float = Field(0.1, ge=0, lt=1)
     mixup: float = Field(0.0, ge=0, description="mixup alpha (0 = off)")
     cutmix: float = Field(0.0, ge=0, description="cutmix alpha (0 = off)")
     class_weights: Literal["none", "balanced"] = "none"
     balanced_sampling: bool = False
-    unfreeze_every: int = Field(1, ge=1, description="gradual: epochs between unfreezing the next stage")
-    early_stopping: int = Field(0, ge=0, description="stop after this many epochs without val improvement (0 = off)")
+    unfreeze_every: int = Field(1, ge=1, le=MAX_EPOCHS, description="gradual: epochs between unfreezing the next stage")
+    early_stopping: int = Field(
+        0, ge=0, le=MAX_EPOCHS, description="stop after this many epochs without val improvement (0 = off)"
+    )
     checkpoint: Literal["best", "last"] = Field(
         "best", description="keep the epoch with the best val monitor, or the last epoch of the schedule"
     )
@@ -98,7 +127,12 @@ class RunConfig(BaseModel):
         description="`tl stress`: plugin changes to run after the core's, e.g. [medical/bias-field] (a preset names "
         "its modality's; `tl list perturbations`)",
     )
-    bootstrap: int = Field(1000, ge=0, description="resamples for 95% bootstrap intervals of test metrics (0 = off)")
+    bootstrap: int = Field(
+        1000,
+        ge=0,
+        le=MAX_BOOTSTRAP,
+        description=f"resamples for 95% bootstrap intervals of test metrics (0 = off, at most {MAX_BOOTSTRAP})",
+    )
     operating_point: str = Field(
         "youden",
         pattern=OPERATING_POINT_RULE,
@@ -106,7 +140,7 @@ class RunConfig(BaseModel):
     )
     positive_class: str | None = Field(None, description="two classes: the positive class (default: the second)")
     # runtime
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED, description=f"random seed, 0-{MAX_SEED}")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
     num_workers: int | None = Field(None, ge=0, description="DataLoader workers; default 0 on CPU, most cores on GPU")
     compile: bool = Field(False, description="torch.compile the model for fine-tuning (pays off on GPUs)")
@@ -192,4 +226,7 @@ def build_config(settings: Mapping[str, Any], overrides: Mapping[str, Any], sour
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"])
         origin = "--set" if err["loc"] and err["loc"][0] in overrides else source
-        raise ConfigError(f"{origin}: {key}: {err['msg']} (got {err.get('input')!r})") from None
+        raise ConfigError(
+            f"{origin}: {key}: {err['msg']} (got {err.get('input')!r})",
+            "`tl train --help` lists every key with its meaning and range",
+        ) from None
