@@ -202,11 +202,9 @@ def _epochs_run(run_dir: Path) -> int:
 STRUCTURE = ("technique", "backbone", "head", "head_params")
 
 
-def check_same_model(
-    run_dir: Path, saved: dict[str, Any], config: dict[str, Any], task: str, classes: list[str], in_chans: int
-) -> None:
-    """Refuse, before anything is written, a ``--resume`` whose settings or data build another model than
-    the run's (``saved`` is its config.yaml; runs from before it recorded the data fall back to model.json)."""
+def check_same_settings(run_dir: Path, saved: dict[str, Any], config: dict[str, Any]) -> None:
+    """Refuse, before anything is written, a ``--resume`` whose settings build another model than the
+    run's (``saved`` is its config.yaml)."""
     old = saved.get("config") or {}
     for key in STRUCTURE:
         if key in old and old[key] != config.get(key):
@@ -214,6 +212,11 @@ def check_same_model(
                 f"cannot resume {run_dir} with {key}={config.get(key)!r}: the run was trained with {key}={old[key]!r}",
                 f"drop --set {key}=..., or train a new run into another --output",
             )
+
+
+def check_same_data(run_dir: Path, saved: dict[str, Any], task: str, classes: list[str], in_chans: int) -> None:
+    """Refuse, before anything is written, a ``--resume`` on data with another task, class list or channel
+    count than the run's (runs from before config.yaml recorded them fall back to model.json)."""
     recorded = _recorded_data(run_dir, saved)
     hint = "resume with the run's own data (drop --data), or train a new run into another --output"
     if recorded.get("task") not in (None, task):

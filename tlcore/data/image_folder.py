@@ -8,6 +8,7 @@ from typing import Any
 
 from tlcore.data.images import IMAGE_SUFFIXES
 from tlcore.errors import DataError, NoTrainSplitError
+from tlcore.run_dirs import is_run_dir
 from tlcore.specs import SPLIT_NAMES, LabeledDataset, Record
 
 SPLIT_ALIASES = SPLIT_NAMES  # folder names: the shared split vocabulary
@@ -38,17 +39,21 @@ def _images(folder: Path) -> list[Path]:
 
 
 def _unread_folders(split: str, folder: Path) -> list[dict[str, Any]]:
-    """Folders in a split that are not classes (names starting with ``.`` or ``_``) but hold images."""
+    """Folders in a split that are not classes (names starting with ``.`` or ``_``) but hold images, and
+    tlcore run directories (their plots are not images of a class)."""
     out = []
     for d in sorted(folder.iterdir()):
-        if d.is_dir() and d.name.startswith((".", "_")) and (n := len(_images(d))):
+        if d.is_dir() and not d.name.startswith((".", "_")) and is_run_dir(d):
+            why = "it holds a tlcore run (config.yaml, report.json), so it is not read as a class"
+            out.append({"split": split, "path": str(d), "images": len(_images(d)), "reason": why})
+        elif d.is_dir() and d.name.startswith((".", "_")) and (n := len(_images(d))):
             why = f"folder name starts with {d.name[0]!r}, so it is not read as a class"
             out.append({"split": split, "path": str(d), "images": n, "reason": why})
     return out
 
 
 def _subdirs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "_")) and not is_run_dir(p))
 
 
 def _split_dirs(root: Path, aliases: Mapping[str, str]) -> dict[str, Path]:

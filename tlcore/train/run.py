@@ -31,7 +31,14 @@ from tlcore.models.backbones import Preprocessing, count_parameters, create_back
 from tlcore.models.transfer import MODEL_FILE, ModelMeta, TransferModel, save_model
 from tlcore.models.weights import WeightsSource, cache_root
 from tlcore.plugins import PluginHost, guarded
-from tlcore.run_dirs import RUN_CONFIG, check_new_run, check_outside_data, check_resume, check_same_model
+from tlcore.run_dirs import (
+    RUN_CONFIG,
+    check_new_run,
+    check_outside_data,
+    check_resume,
+    check_same_data,
+    check_same_settings,
+)
 from tlcore.specs import AugmentationContext, Backbone, HeadContext, Record
 from tlcore.train import distributed
 from tlcore.train.features import FeatureCache
@@ -320,6 +327,7 @@ def run_training(
     started, started_at = time.perf_counter(), datetime.now(UTC)
     saved = read_run_config(run_dir) if resume else {}
     if resume:
+        check_same_settings(run_dir, saved, config.model_dump())
         run_id = check_resume(run_dir, saved, config.technique, config.epochs)
     else:
         check_new_run(run_dir, overwrite)
@@ -347,7 +355,7 @@ def run_training(
     first_head = pipe.new_head()  # a head that does not support the task says so now, before any work
     state: dict[str, Any] | None = None
     if resume:  # a resume that would fail or mix two runs' files is refused before anything is written
-        check_same_model(run_dir, saved, config.model_dump(), task, classes, pipe.in_chans)
+        check_same_data(run_dir, saved, task, classes, pipe.in_chans)
         if config.technique == "fine-tuning":
             state = load_resume_state(run_dir)
             if state is not None:
