@@ -142,7 +142,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         if not args.preset or not args.data:
             raise TlcoreError("tl train needs --preset and --data (or --resume RUN_DIR)", "see tl train --help")
-        config = _config(host, args.preset, args.set or [])
+        folds = [f"folds={args.folds}"] if args.folds is not None else []
+        config = _config(host, args.preset, [*(args.set or []), *folds])
         data, preset = args.data, args.preset
         run_dir = Path(args.output or f"runs/{Path(str(data)).name}-{preset.replace('/', '-')}")
     if args.quiet:
@@ -415,6 +416,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite",
         action="store_true",
         help="replace the run in --output (its files are removed first; a folder that holds other files is refused)",
+    )
+    p.add_argument(
+        "--folds",
+        type=int,
+        metavar="K",
+        help="grouped K-fold cross-validation on train+val (patients never split): K fold runs under "
+        "RUN/folds/, the CV score with its spread in report.json, and the K models used as one ensemble by "
+        "predict, evaluate, stress and export (same as --set folds=K)",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     p.add_argument(

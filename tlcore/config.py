@@ -48,6 +48,9 @@ class RunConfig(BaseModel):
         4, ge=0, le=64, description="pHash bits that may differ for a near duplicate across splits (null = skip)"
     )
     val_fraction: float = Field(0.15, gt=0, lt=1, description="share of train carved out as val when none is given")
+    folds: int = Field(
+        0, ge=0, le=20, description="K >= 2: grouped K-fold CV on train+val, the K fold models used as one ensemble"
+    )
     augmentation: str = Field("standard", description="augmentation pipeline for training (eval uses its eval mode)")
     augmentation_params: dict[str, Any] = Field(default_factory=dict)
     image_size: int | None = Field(

@@ -99,6 +99,8 @@ class ModelMeta:
     loss: str | None = None
     #: The run these weights belong to (config.yaml and report.json carry the same id).
     run_id: str | None = None
+    #: A fold ensemble (``tl train --folds K``): the member runs' folders, relative to this run's.
+    members: list[str] | None = None
 
     def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...], float]:
         """Mean, std and their scale (255: 0-1 pretrained statistics on uint8 pixels; 1: raw band statistics)."""
@@ -143,6 +145,8 @@ def load_model(host: PluginHost, run_dir: Path) -> tuple[TransferModel, ModelMet
     from safetensors.torch import load_file
 
     meta = load_meta(run_dir)
+    if meta.members:
+        return _load_ensemble(host, run_dir, meta)
     if not (run_dir / MODEL_FILE).exists():
         raise TlcoreError(f"{run_dir} has no {MODEL_FILE}: the run did not finish", "use tl train --resume")
     backbone_spec = host.backbone(meta.backbone)
@@ -164,3 +168,22 @@ def load_model(host: PluginHost, run_dir: Path) -> tuple[TransferModel, ModelMet
     model.load_state_dict(load_file(str(run_dir / MODEL_FILE)))
     model.eval()
     return model, meta
+
+
+def _load_ensemble(host: PluginHost, run_dir: Path, meta: ModelMeta) -> tuple[Any, ModelMeta]:
+    """The fold runs named in ``meta.members``, loaded one by one and averaged as one model."""
+    from tlcore.models.ensemble import FoldEnsemble
+
+    models, metas = [], []
+    for member in meta.members or []:
+        folder = (run_dir / member).resolve()
+        if run_dir.resolve() not in folder.parents:  # model.json is data: it may not point outside its run
+            raise TlcoreError(f"{run_dir / MODEL_META} names a member outside the run: {member}", "train it again")
+        model, member_meta = load_model(host, folder)
+        if member_meta.classes != meta.classes or member_meta.task != meta.task:
+            raise TlcoreError(f"fold model {member} does not match {run_dir}'s classes or task", "train it again")
+        models.append(model)
+        metas.append(member_meta)
+    ensemble = FoldEnsemble(models, metas, meta.task)
+    ensemble.eval()
+    return ensemble, meta

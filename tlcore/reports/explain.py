@@ -201,7 +201,10 @@ class Explainer:
     """Grad-CAM for one trained run; the target layer is found once, on first use."""
 
     def __init__(self, model: TransferModel, meta: ModelMeta) -> None:
-        if isinstance(model.head, EstimatorHead):
+        from tlcore.models.ensemble import members_of
+
+        self.members = members_of(model)  # a fold ensemble's heatmap averages each member's at its own layer
+        if any(isinstance(getattr(m, "head", None), EstimatorHead) for m in self.members):
             raise TlcoreError(
                 f"Grad-CAM needs gradients through the head, and the run's {meta.head!r} head is a "
                 "scikit-learn estimator",
@@ -209,26 +212,38 @@ class Explainer:
             )
         self.model, self.meta = model.eval(), meta
         self.inputs = ModelInputs(meta)
-        self._layer: CamLayer | None = None
+        self._layers: list[CamLayer] = []
 
     @property
-    def layer(self) -> CamLayer:
-        if self._layer is None:
+    def layers(self) -> list[CamLayer]:
+        """The Grad-CAM layer of each single model (one, or one per fold model of an ensemble)."""
+        if not self._layers:
             h, w = self.meta.preprocess().input_size
             # Random, not blank: a constant image can leave ReLU paths (and their gradients) all zero.
             example = torch.randn(1, self.meta.in_chans, h, w, generator=torch.Generator().manual_seed(0))
-            self._layer = find_cam_layer(self.model, example)
-            _gradients_only_from(self.model, self._layer.module)
-        return self._layer
+            for member in self.members:
+                layer = find_cam_layer(member, example)  # type: ignore[arg-type]
+                _gradients_only_from(member, layer.module)  # type: ignore[arg-type]
+                self._layers.append(layer)
+        return self._layers
+
+    @property
+    def layer(self) -> CamLayer:
+        """The layer named in reports (a fold ensemble uses the same one in each of its models)."""
+        first = self.layers[0]
+        if len(self.layers) == 1:
+            return first
+        return CamLayer(f"{first.name} of each of the {len(self.layers)} fold models", first.module, first.reshape)
 
     def explain(self, paths: Sequence[str], targets: Sequence[int | None]) -> list[Explanation]:
         """Heatmaps of ``paths``; ``targets[i]`` is the output to explain (None: the predicted class)."""
         from pytorch_grad_cam import GradCAM
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-        layer = self.layer
+        layers = self.layers
         out: list[Explanation] = []
-        with GradCAM(model=self.model, target_layers=[layer.module], reshape_transform=layer.reshape) as cam:
+        modules = [layer.module for layer in layers]
+        with GradCAM(model=self.model, target_layers=modules, reshape_transform=layers[0].reshape) as cam:
             for start in range(0, len(paths), BATCH):
                 chunk = list(paths[start : start + BATCH])
                 images = [self.inputs.read(p) for p in chunk]

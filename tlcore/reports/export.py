@@ -91,7 +91,9 @@ class ExportResult:
 
 
 def check_exportable(meta: ModelMeta, model: TransferModel) -> None:
-    if isinstance(model.head, EstimatorHead):
+    from tlcore.models.ensemble import members_of
+
+    if any(isinstance(getattr(m, "head", None), EstimatorHead) for m in members_of(model)):
         raise TlcoreError(
             f"the run's {meta.head!r} head is a scikit-learn estimator, which cannot be exported to ONNX or "
             "TorchScript together with the backbone",

@@ -323,7 +323,16 @@ def run_training(
 
     ``prepared`` skips loading ``data`` (a caller that already holds it, e.g. on a label subset).
     ``run_dir`` must be new or empty, or hold a run that ``overwrite`` replaces or ``resume`` continues;
-    every check that can refuse the run comes before its first file is written (tlcore.run_dirs)."""
+    every check that can refuse the run comes before its first file is written (tlcore.run_dirs).
+    ``config.folds`` >= 2 trains a grouped K-fold ensemble instead (tlcore.train.folds)."""
+    if config.folds == 1:
+        raise ConfigError("folds=1 is one fold: there is nothing to cross-validate", "use folds=0 (off) or 2 and more")
+    if config.folds >= 2:
+        if prepared is not None:
+            raise ConfigError("folds cannot be combined with data prepared by the caller", "set folds=0")
+        from tlcore.train.folds import run_folds
+
+        return run_folds(host, config, data, run_dir, preset, resume=resume, overwrite=overwrite)
     started, started_at = time.perf_counter(), datetime.now(UTC)
     saved = read_run_config(run_dir) if resume else {}
     if resume:
