@@ -51,9 +51,17 @@ class Env:
     tmp: Path
     mp: pytest.MonkeyPatch
     make_folder: Callable[..., Path]
+    request: pytest.FixtureRequest | None = None
 
     def folder(self, counts: dict[str, int] = TINY, **kwargs: Any) -> Path:
         return self.make_folder(self.tmp / "data", counts, **kwargs)
+
+    def trained_run(self) -> Path:
+        """This case's own copy of a small trained run (trained once per module, when a case first asks)."""
+        assert self.request is not None
+        run = self.tmp / "trained"
+        shutil.copytree(self.request.getfixturevalue("trained_run"), run)
+        return run
 
     def train(self, data: Path | str, *extra: str) -> list[str]:
         return [*FE, "--data", str(data), "--output", str(self.tmp / "run"), *FAST, *extra]
@@ -460,6 +468,65 @@ def case_predict_with_a_folder_that_is_not_a_run(env: Env) -> list[str]:
     return ["predict", str(env.tmp), str(image)]
 
 
+@pytest.fixture(scope="module")
+def trained_run(
+    tmp_path_factory: pytest.TempPathFactory, make_folder: Callable[..., Path], tl_module: Callable[..., int]
+) -> Path:
+    base = tmp_path_factory.mktemp("trained")
+    run = base / "run"
+    assert tl_module(*FE, "--data", make_folder(base / "data", TINY), "--output", run, *FAST) == 0
+    return run
+
+
+def truncated_weights(env: Env) -> Path:
+    run = env.trained_run()
+    weights = run / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # a copy cut short
+    return run
+
+
+def edited_model_json(env: Env, edit: Callable[[dict[str, Any]], object]) -> list[str]:
+    run = env.trained_run()
+    meta = json.loads((run / "model.json").read_text())
+    edit(meta)
+    (run / "model.json").write_text(json.dumps(meta))
+    return ["predict", str(run), str(first_png(env.folder()))]
+
+
+def case_predict_with_truncated_weights(env: Env) -> list[str]:
+    return ["predict", str(truncated_weights(env)), str(first_png(env.folder()))]
+
+
+def case_evaluate_with_truncated_weights(env: Env) -> list[str]:
+    return ["evaluate", str(truncated_weights(env)), "--data", str(env.folder())]
+
+
+def case_export_with_truncated_weights(env: Env) -> list[str]:
+    return ["export", str(truncated_weights(env)), "--format", "torchscript"]
+
+
+def case_model_json_with_another_class_count(env: Env) -> list[str]:
+    return edited_model_json(env, lambda meta: meta.update(classes=["blue", "red"]))
+
+
+def case_model_json_with_another_architecture(env: Env) -> list[str]:
+    return edited_model_json(env, lambda meta: meta.update(backbone="test_resnet", timm_name="test_resnet"))
+
+
+def case_model_json_with_a_wrong_type(env: Env) -> list[str]:
+    return edited_model_json(env, lambda meta: meta.update(in_chans="three"))
+
+
+def case_model_json_without_classes(env: Env) -> list[str]:
+    return edited_model_json(env, lambda meta: meta.pop("classes"))
+
+
+def case_model_json_that_is_not_json(env: Env) -> list[str]:
+    run = env.trained_run()
+    (run / "model.json").write_text('{"backbone": "tf_efficientnet_lite0", ')  # cut short by hand
+    return ["predict", str(run), str(first_png(env.folder()))]
+
+
 # -- plugins that raise -----------------------------------------------------------------------
 
 
@@ -612,6 +679,17 @@ ERROR_CASES: list[tuple[Callable[[Env], list[str]], tuple[str, ...]]] = [
     (case_resume_without_a_run, ("nothing to resume",)),
     (case_train_without_data, ("needs --preset and --data",)),
     (case_predict_with_a_folder_that_is_not_a_run, ("holds no trained model",)),
+    (case_predict_with_truncated_weights, ("model.safetensors is damaged or truncated", "train the run again")),
+    (case_evaluate_with_truncated_weights, ("model.safetensors is damaged or truncated",)),
+    (case_export_with_truncated_weights, ("model.safetensors is damaged or truncated",)),
+    (case_model_json_with_another_class_count, ("model.json lists 2 classes", "trained on 3 (blue, green, red)")),
+    (
+        case_model_json_with_another_architecture,
+        ("does not fit the model model.json describes (backbone test_resnet", "restore both"),
+    ),
+    (case_model_json_with_a_wrong_type, ("model.json: in_chans:", "'three'")),
+    (case_model_json_without_classes, ("model.json: classes: required key is missing",)),
+    (case_model_json_that_is_not_json, ("model.json is not valid JSON",)),
     (case_plugin_adapter_raises, ("adapter 'exploding' failed", "RuntimeError: boom")),
     (case_plugin_augmentation_raises, ("augmentation 'exploding/aug'", "plugin 'exploding'", "RuntimeError: boom")),
     (case_plugin_detect_raises_and_nothing_else_matches, ("no dataset adapter recognises",)),
@@ -633,8 +711,9 @@ def test_bad_input_is_one_line_and_exit_code_2(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     make_folder: Callable[..., Path],
+    request: pytest.FixtureRequest,
 ) -> None:
-    argv = case(Env(tmp_path, monkeypatch, make_folder))
+    argv = case(Env(tmp_path, monkeypatch, make_folder, request))
     code, _, err = tl(*argv)
     assert "Traceback" not in err
     lines = [line for line in err.splitlines() if line.startswith("error:")]
@@ -645,6 +724,15 @@ def test_bad_input_is_one_line_and_exit_code_2(
     # Nothing half-written is left behind: no temporary files anywhere in the case's folder.
     assert not [p for p in tmp_path.rglob("*.tmp")]
     assert not (tmp_path / "code-ran").exists()  # the pickle payload never ran
+
+
+def test_the_report_of_a_run_with_a_damaged_model_json_still_renders(tl: Tl, trained_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    (run / "model.json").write_text('{"backbone": ')
+    code, _, err = tl("report", run)
+    assert code == 0, err
+    assert (run / "report.html").is_file()
 
 
 def test_a_plugin_raising_inside_a_registration_hook_is_skipped_with_a_warning(

@@ -78,6 +78,88 @@ def _load_estimator(run_dir: Path, task: str) -> EstimatorHead:
         raise TlcoreError(f"cannot load {path}: {type(exc).__name__}: {exc}") from None
 
 
+#: What ``tl predict``/``evaluate``/``export`` say when a run's files do not fit together.
+_EDITED = f"{MODEL_META} or {MODEL_FILE} was edited, damaged or copied from another run: restore both, or train again"
+_PREPROCESSING_KEYS = ("input_size", "mean", "std", "interpolation", "crop_pct")
+
+
+def _read_meta(path: Path) -> ModelMeta:
+    """``model.json`` as a :class:`ModelMeta`; bad JSON, a missing key or a wrong type is one line."""
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TlcoreError(f"{path} is not valid JSON ({exc})", _EDITED) from None
+    if not isinstance(saved, dict):
+        raise TlcoreError(f"{path} holds a JSON {type(saved).__name__}, not an object", _EDITED)
+    known = {f.name for f in fields(ModelMeta)}
+    try:  # keys from newer versions are ignored
+        meta = TypeAdapter(ModelMeta).validate_python({k: v for k, v in saved.items() if k in known})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        problem = f"{error['msg']} (got {error['input']!r:.60})"
+        if error["type"] == "missing":
+            problem = "required key is missing"
+        raise TlcoreError(f"{path}: {where}: {problem}", _EDITED) from None
+    missing = [key for key in _PREPROCESSING_KEYS if key not in meta.preprocessing]
+    if missing or not meta.classes:
+        what = f"preprocessing has no {missing[0]!r}" if missing else "classes is empty"
+        raise TlcoreError(f"{path}: {what}", _EDITED)
+    return meta
+
+
+def _read_weights(path: Path, meta: ModelMeta) -> dict[str, torch.Tensor]:
+    """The tensors of ``model.safetensors``; a truncated file, or one trained on other classes, is one line."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            saved_classes = (fh.metadata() or {}).get("classes")
+            names = fh.keys()  # the handle itself is not iterable
+            state = {key: fh.get_tensor(key) for key in names}
+    except (SafetensorError, OSError) as exc:
+        raise TlcoreError(
+            f"{path} is damaged or truncated ({' '.join(str(exc).split())})",
+            "restore it from a backup, or train the run again",
+        ) from None
+    try:
+        trained_on = json.loads(saved_classes) if saved_classes else None
+    except json.JSONDecodeError:
+        trained_on = None  # metadata is informative only; the shapes below still check the file
+    if isinstance(trained_on, list) and len(trained_on) != len(meta.classes):
+        raise TlcoreError(
+            f"{path.with_name(MODEL_META)} lists {len(meta.classes)} classes but {path.name} was trained on "
+            f"{len(trained_on)} "
+            f"({', '.join(map(str, trained_on[:5]))}{', ...' if len(trained_on) > 5 else ''})",
+            _EDITED,
+        )
+    return state
+
+
+def _check_weights_fit(model: nn.Module, state: dict[str, torch.Tensor], meta: ModelMeta, path: Path) -> None:
+    """The saved tensors are exactly the ones the rebuilt architecture has, shape for shape."""
+    expected = model.state_dict()
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    reshaped = [key for key, value in expected.items() if key in state and state[key].shape != value.shape]
+    if not (missing or unexpected or reshaped):
+        return
+    if reshaped:
+        key = reshaped[0]
+        problem = f"{key} is {tuple(state[key].shape)} in the file but {tuple(expected[key].shape)} in the model"
+    elif missing:
+        problem = f"{len(missing)} of the model's tensors are missing from the file, e.g. {missing[0]}"
+    else:
+        problem = f"the file holds {len(unexpected)} tensors the model lacks, e.g. {unexpected[0]}"
+    raise TlcoreError(
+        f"{path} does not fit the model {MODEL_META} describes (backbone {meta.backbone}, head {meta.head}, "
+        f"{len(meta.classes)} classes): {problem}",
+        _EDITED,
+    )
+
+
 @dataclass
 class ModelMeta:
     backbone: str
@@ -135,15 +217,11 @@ def load_meta(run_dir: Path) -> ModelMeta:
     path = run_dir / MODEL_META
     if not path.exists():
         raise TlcoreError(f"{run_dir} holds no trained model ({MODEL_META} missing)", "pass the --output of `tl train`")
-    saved = json.loads(path.read_text())
-    known = {f.name for f in fields(ModelMeta)}
-    return ModelMeta(**{k: v for k, v in saved.items() if k in known})  # keys from newer versions are ignored
+    return _read_meta(path)
 
 
 def load_model(host: PluginHost, run_dir: Path) -> tuple[TransferModel, ModelMeta]:
     """Rebuild the architecture without downloading anything, then load the run's weights."""
-    from safetensors.torch import load_file
-
     meta = load_meta(run_dir)
     if meta.members:
         return _load_ensemble(host, run_dir, meta)
@@ -165,7 +243,9 @@ def load_model(host: PluginHost, run_dir: Path) -> tuple[TransferModel, ModelMet
             )
         )
     model = TransferModel(backbone, head)
-    model.load_state_dict(load_file(str(run_dir / MODEL_FILE)))
+    state = _read_weights(run_dir / MODEL_FILE, meta)
+    _check_weights_fit(model, state, meta, run_dir / MODEL_FILE)
+    model.load_state_dict(state)
     model.eval()
     return model, meta
 

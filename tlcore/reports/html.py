@@ -350,7 +350,11 @@ def render_report(run_dir: Path, report: dict[str, Any], host: Any, errors: int 
 
     task, classes = task_and_classes(report)
     meta_path = run_dir / "model.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    try:  # a damaged model.json costs the model section's extra rows; the gallery says what is wrong
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        meta = {}
+    meta = meta if isinstance(meta, dict) else {}
     predictions: dict[str, SplitPredictions] = {}
     predictions_note = None
     try:
@@ -366,8 +370,14 @@ def render_report(run_dir: Path, report: dict[str, Any], host: Any, errors: int 
         if (run_dir / plot.file).is_file()
     ]
     for path in sorted(run_dir.glob("stress-*.png")):  # written by `tl stress`, after training
-        plots.append({"id": path.stem, "title": f"Stress test ({path.stem.removeprefix('stress-')} split)",
-                      "caption": STRESS_CAPTION, "src": data_uri(path)})
+        plots.append(
+            {
+                "id": path.stem,
+                "title": f"Stress test ({path.stem.removeprefix('stress-')} split)",
+                "caption": STRESS_CAPTION,
+                "src": data_uri(path),
+            }
+        )
     gallery, gallery_note = gallery_section(run_dir, predictions.get("test"), host, errors)
     data = report.get("data") or {}
     others = {k: v for k, v in report.items() if k not in RENDERED}
