@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import os
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from torch.utils.data import DataLoader
 
 from tlcore import io_atomic
 from tlcore.data.dataset import ImageDataset
+from tlcore.errors import StorageError
 from tlcore.models.inference import FoldedInference
 from tlcore.specs import MEMBER_SEPARATOR, Record, source_file
 from tlcore.train.runtime import autocast, loader_options, progress
@@ -94,18 +96,53 @@ class FeatureCache:
         show_progress: bool = True,
     ) -> Extraction:
         path = self.dir / f"{content_key(records)}{view}.npy"
+        damage = None
         if path.exists():
-            try:
-                return Extraction(np.load(path, allow_pickle=False), 0.0, True)
-            except (OSError, ValueError, EOFError):
-                pass  # a damaged cache entry is computed again
+            cached, damage = _read_entry(path, len(records), _feature_width(model))
+            if cached is not None:
+                return Extraction(cached, 0.0, True)
+            print(f"warning: cached features {path} {damage}: computing them again", file=sys.stderr)
         start = time.perf_counter()
         feats = compute_features(model, dataset, device, batch_size, num_workers, label, show_progress)
         seconds = time.perf_counter() - start
-        io_atomic.ensure_dir(self.dir)
-        io_atomic.write_text(self.dir / "key.json", json.dumps(self.key_parts, indent=1, default=str))
-        io_atomic.numpy_save(feats, path)  # an interrupted run never leaves a half-written cache entry
+        try:
+            io_atomic.ensure_dir(self.dir)
+            io_atomic.write_text(self.dir / "key.json", json.dumps(self.key_parts, indent=1, default=str))
+            io_atomic.numpy_save(feats, path)  # an interrupted run never leaves a half-written cache entry
+        except StorageError as exc:
+            if damage is None:
+                raise
+            # Left in place, the damaged entry would cost every later run this recomputation.
+            raise StorageError(
+                f"cached features {path} {damage} and could not be replaced ({exc.message})",
+                "run `tl cache clear features`, or point TLCORE_CACHE (or --set cache_dir) at a writable folder",
+            ) from None
         return Extraction(feats, seconds, False)
+
+
+def _feature_width(model: nn.Module) -> int | None:
+    """The width of the pooled features, when the model says (timm's ``head_hidden_size``; not
+    ``num_features``, which is the width before a conv head in MobileNetV3, EfficientViT, GhostNet...)."""
+    width = getattr(model, "head_hidden_size", None)
+    return width if isinstance(width, int) and width > 0 else None
+
+
+def _read_entry(path: Path, rows: int, width: int | None) -> tuple[np.ndarray | None, str | None]:
+    """A cache entry's features, or None and what is wrong with it (unreadable, another shape or dtype).
+
+    A valid ``.npy`` header says nothing about the shape: an entry written by another version, edited,
+    or copied from elsewhere would otherwise fail every later run that reads it."""
+    try:
+        feats = np.load(path, allow_pickle=False)  # pickled entries are refused, never run
+    except (OSError, ValueError, EOFError) as exc:
+        return None, f"are unreadable ({' '.join(str(exc).split()) or type(exc).__name__})"
+    if not isinstance(feats, np.ndarray) or not np.issubdtype(feats.dtype, np.floating):
+        return None, f"hold {getattr(feats, 'dtype', type(feats).__name__)} values, not floats"
+    wrong_width = width is not None and rows > 0 and feats.ndim == 2 and feats.shape[1] != width
+    if feats.ndim != 2 or feats.shape[0] != rows or wrong_width:
+        expected = f"({rows}, {width})" if width is not None else f"{rows} rows"
+        return None, f"have shape {feats.shape}, expected {expected}"
+    return feats, None
 
 
 @torch.inference_mode()
