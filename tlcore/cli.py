@@ -184,6 +184,14 @@ def _print_summary(report: dict[str, Any], run_dir: Path) -> None:
     else:
         scores = f"{task} | val {_scores(val, task)} | test {_scores(test, task)}"
     print(f"{scores} | {report['timing']['total_s']:.0f} s | weights: {report['model']['weights']['origin']}")
+    folds = report.get("folds")
+    if folds:  # the CV estimate, then where the ensemble's members are
+        cv = folds["cv"]
+        spread = ", ".join(f"{k.replace('_', ' ')} {v['mean']:.3f} ± {v['std']:.3f}" for k, v in cv.items()
+                           if k in SUMMARY_KEYS.get(task, ()))  # fmt: skip
+        print(f"{folds['k']}-fold CV (val, mean ± sd over folds): {spread}; test is the {folds['k']}-model ensemble")
+        print(f"run written to {run_dir} (report.json, model.json naming the fold runs in {run_dir}/folds)")
+        return
     print(f"run written to {run_dir} (report.json, model.safetensors, metrics)")
 
 
