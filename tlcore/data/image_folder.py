@@ -52,14 +52,16 @@ def _unread_folders(split: str, folder: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _subdirs(folder: Path) -> list[Path]:
+def class_folders(folder: Path) -> list[Path]:
+    """The sub-folders of ``folder`` that can be classes or splits: not hidden (``.``), not private (``_``),
+    and not a tlcore run directory. Plugin adapters that read class folders use the same rule."""
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "_")) and not is_run_dir(p))
 
 
 def _split_dirs(root: Path, aliases: Mapping[str, str]) -> dict[str, Path]:
     known = {**SPLIT_ALIASES, **aliases}
     found: dict[str, Path] = {}
-    for d in _subdirs(root):
+    for d in class_folders(root):
         split = known.get(d.name.lower())
         if split is not None:
             if split in found:
@@ -69,7 +71,7 @@ def _split_dirs(root: Path, aliases: Mapping[str, str]) -> dict[str, Path]:
 
 
 def detect(root: Path) -> bool:
-    return root.is_dir() and (bool(_split_dirs(root, {})) or any(_images(d)[:1] for d in _subdirs(root)))
+    return root.is_dir() and (bool(_split_dirs(root, {})) or any(_images(d)[:1] for d in class_folders(root)))
 
 
 def load(root: Path, options: Mapping[str, Any]) -> LabeledDataset:
@@ -77,13 +79,13 @@ def load(root: Path, options: Mapping[str, Any]) -> LabeledDataset:
         raise DataError(f"data folder {root} does not exist", LAYOUT_HINT)
     splits = _split_dirs(root, options.get("split_aliases", {}))
     if not splits:
-        if not _subdirs(root):
+        if not class_folders(root):
             raise DataError(f"{root} has no class folders", LAYOUT_HINT)
         splits = {"train": root}
     if "train" not in splits:
         found = ", ".join(d.name for d in splits.values())
         raise NoTrainSplitError(f"{root} has {found}/ but no train/ split", LAYOUT_HINT)
-    classes = [d.name for d in _subdirs(splits["train"])]
+    classes = [d.name for d in class_folders(splits["train"])]
     if not classes:
         raise DataError(f"{splits['train']} has no class folders", LAYOUT_HINT)
     index = {c: i for i, c in enumerate(classes)}
@@ -92,7 +94,7 @@ def load(root: Path, options: Mapping[str, Any]) -> LabeledDataset:
     for split, folder in splits.items():
         records[split] = []
         dropped.extend(_unread_folders(split, folder))
-        for class_dir in _subdirs(folder):
+        for class_dir in class_folders(folder):
             if class_dir.name not in index:
                 raise DataError(
                     f"class {class_dir.name!r} in {folder.name}/ is not in train/",

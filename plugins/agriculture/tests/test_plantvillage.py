@@ -203,6 +203,15 @@ def test_hidden_folders_are_ignored(adapter: DatasetAdapter, tree: Path) -> None
     assert adapter.load(tree, {}).classes == CLASSES
 
 
+def test_a_run_directory_inside_the_data_is_not_a_class(adapter: DatasetAdapter, tree: Path) -> None:
+    run = tree / "train" / "Apple___run1"  # a name the adapter would otherwise read as a crop and disease
+    run.mkdir()
+    (run / "config.yaml").write_text("run_id: x\n")
+    (run / "report.json").write_text("{}")
+    (run / "learning_curves.png").write_bytes((tree / "train" / CLASSES[0] / "leaf0.png").read_bytes())
+    assert adapter.load(tree, {}).classes == CLASSES
+
+
 def test_auto_detected_by_prepare_data(host: PluginHost, tmp_path: Path, images: Callable) -> None:
     from tlcore.config import RunConfig
     from tlcore.data.prepare import prepare_data

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tlcore.data.image_folder import class_folders
 from tlcore.data.images import IMAGE_SUFFIXES
 from tlcore.errors import ConfigError, DataError, NoTrainSplitError
 from tlcore.specs import SPLIT_NAMES, LabeledDataset, Record
@@ -89,11 +90,6 @@ def crop_keys(crop: str) -> set[str]:
     return keys
 
 
-def _subdirs(folder: Path) -> list[Path]:
-    # Same rule as the core image-folder adapter: hidden and _private folders are not classes.
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
-
-
 def _images(folder: Path) -> list[Path]:
     return sorted(
         p
@@ -106,7 +102,7 @@ def _images(folder: Path) -> list[Path]:
 
 def _class_container(folder: Path, image_set: str, depth: int = 0) -> Path:
     """The folder whose subfolders are the classes, below image-set and wrapper folders."""
-    subs = _subdirs(folder)
+    subs = class_folders(folder)
     sets = {d.name.lower(): d for d in subs if d.name.lower() in IMAGE_SETS}
     if sets:
         if image_set not in sets:
@@ -125,7 +121,7 @@ def find_layout(root: Path, image_set: str = "color") -> dict[str, Path]:
         raise DataError(f"data folder {root} does not exist", HINT)
     folder = root
     for depth in range(_WRAPPER_DEPTH + 1):
-        subs = _subdirs(folder)
+        subs = class_folders(folder)
         splits: dict[str, Path] = {}
         for d in subs:
             split = SPLIT_NAMES.get(d.name.lower())
@@ -171,7 +167,7 @@ def detect(root: Path) -> bool:
     try:
         layout = find_layout(root)
         excluded = {e.casefold() for e in DEFAULT_EXCLUDE}
-        classes = [d for folder in layout.values() for d in _subdirs(folder) if d.name.casefold() not in excluded]
+        classes = [d for folder in layout.values() for d in class_folders(folder) if d.name.casefold() not in excluded]
     except (OSError, DataError):
         return False
     return bool(classes) and all(SEPARATOR in d.name for d in classes)
@@ -187,7 +183,9 @@ def load(root: Path, options: Mapping[str, Any]) -> LabeledDataset:
 
     folders: dict[str, list[tuple[ClassName, Path]]] = {}
     for split, container in layout.items():
-        folders[split] = [(split_class(d.name), d) for d in _subdirs(container) if d.name.casefold() not in excluded]
+        folders[split] = [
+            (split_class(d.name), d) for d in class_folders(container) if d.name.casefold() not in excluded
+        ]
     all_names = [name for pairs in folders.values() for name, _ in pairs]
     if crops:
         wanted = {key for c in crops for key in crop_keys(c)}

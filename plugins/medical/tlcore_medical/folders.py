@@ -6,12 +6,13 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from tlcore.data.image_folder import class_folders
 from tlcore.errors import DataError, NoTrainSplitError
 from tlcore.specs import SPLIT_NAMES
 
 
 def subdirs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+    return class_folders(folder)  # the core's rule: no hidden, private or run folders
 
 
 def files_under(folder: Path, accept: Callable[[Path], bool]) -> list[Path]:
