@@ -121,8 +121,12 @@ def _fit(values: Any, channels: int) -> tuple[float, ...]:
 
 
 def feature_dim(model: nn.Module) -> int:
-    """Width of the pooled features (timm's ``num_features``)."""
-    return int(cast(int, model.num_features))
+    """Width of the pooled features: timm's ``head_hidden_size``, else ``num_features``.
+
+    They differ where a conv head follows the pooling (MobileNetV3/V4, EfficientViT, GhostNet, HGNetV2):
+    ``num_features`` is the width before it, and a head built on it would not fit the features."""
+    width = getattr(model, "head_hidden_size", None)
+    return int(width if isinstance(width, int) and width > 0 else cast(int, model.num_features))
 
 
 def stage_groups(model: nn.Module) -> list[list[nn.Parameter]]:
