@@ -193,3 +193,14 @@ def test_unknown_preset_suggests_close_name() -> None:
     with pytest.raises(UnknownNameError) as info:
         preset_settings(registry, "fine-tunin")
     assert info.value.close_matches[0] == "fine-tuning"
+
+
+def test_help_states_each_bounded_setting_with_its_range() -> None:
+    from tlcore.cli import settings_help
+
+    lines = {line.split()[0]: line for line in settings_help().splitlines()[1:]}
+    assert lines["image_size"].endswith("; range [16, 2048]")
+    assert lines["seed"].endswith("random seed; range [0, 2147483647]")
+    assert lines["val_fraction"].endswith("range (0, 1)") and lines["crop_pct"].endswith("range (0, 1]")
+    assert lines["lr"].endswith("range > 0") and lines["in_chans"].endswith("range >= 1")
+    assert "range" not in lines["technique"]

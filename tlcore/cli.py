@@ -383,12 +383,14 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def settings_help() -> str:
-    from tlcore.config import RunConfig
+    from tlcore.config import RunConfig, value_range
 
     lines = ["settings for --set key=value (values are YAML):"]
     for name, field in RunConfig.model_fields.items():
         default = field.default if field.default_factory is None else field.default_factory()  # type: ignore[call-arg]
-        lines.append(f"  {name:<20} default {default!r:<24} {field.description or ''}")
+        bounds = value_range(field)
+        about = "; ".join(part for part in (field.description, f"range {bounds}" if bounds else "") if part)
+        lines.append(f"  {name:<20} default {default!r:<24} {about}")
     return "\n".join(lines)
 
 

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.fields import FieldInfo
 
 from tlcore.errors import ConfigError, UnknownNameError
 from tlcore.registry import Registry
@@ -57,7 +58,7 @@ class RunConfig(BaseModel):
         None,
         ge=16,
         le=MAX_IMAGE_SIZE,
-        description=f"input size, 16-{MAX_IMAGE_SIZE} px; default: the pretrained config's",
+        description="input size in pixels; default: the pretrained config's",
     )
     crop_pct: float | None = Field(
         None,
@@ -75,22 +76,18 @@ class RunConfig(BaseModel):
     drop_rate: float = Field(0.2, ge=0, lt=1, description="dropout before the classifier")
     drop_path_rate: float = Field(0.0, ge=0, lt=1, description="stochastic depth in the backbone")
     # feature extraction
-    head_epochs: int = Field(
-        100, ge=1, le=MAX_EPOCHS, description=f"epochs of torch-head training on cached features (1-{MAX_EPOCHS})"
-    )
+    head_epochs: int = Field(100, ge=1, le=MAX_EPOCHS, description="epochs of torch-head training on cached features")
     feature_views: int = Field(
         0,
         ge=0,
         le=MAX_FEATURE_VIEWS,
-        description=f"extra augmented views per training image in feature extraction (0-{MAX_FEATURE_VIEWS})",
+        description="extra augmented views per training image in feature extraction",
     )
     # fine-tuning
     strategy: Strategy = Field("lp-ft", description="head-only | partial | full | gradual | lp-ft")
     freeze_stages: int = Field(0, ge=0, description="partial: number of leading stages kept frozen")
-    epochs: int = Field(10, ge=1, le=MAX_EPOCHS, description=f"fine-tuning epochs (1-{MAX_EPOCHS})")
-    batch_size: int = Field(
-        32, ge=1, le=MAX_BATCH_SIZE, description=f"images per step, over all processes (1-{MAX_BATCH_SIZE})"
-    )
+    epochs: int = Field(10, ge=1, le=MAX_EPOCHS, description="fine-tuning epochs")
+    batch_size: int = Field(32, ge=1, le=MAX_BATCH_SIZE, description="images per step, over all processes")
     lr: float = Field(1e-3, gt=0, description="learning rate of the head")
     backbone_lr_mult: float = Field(0.1, gt=0, description="backbone lr = lr * this (discriminative lr)")
     layer_decay: float | None = Field(None, gt=0, le=1, description="per-stage lr decay towards the input")
@@ -134,7 +131,7 @@ class RunConfig(BaseModel):
         1000,
         ge=0,
         le=MAX_BOOTSTRAP,
-        description=f"resamples for 95% bootstrap intervals of test metrics (0 = off, at most {MAX_BOOTSTRAP})",
+        description="resamples for 95% bootstrap intervals of test metrics (0 = off)",
     )
     operating_point: str = Field(
         "youden",
@@ -143,7 +140,7 @@ class RunConfig(BaseModel):
     )
     positive_class: str | None = Field(None, description="two classes: the positive class (default: the second)")
     # runtime
-    seed: int = Field(0, ge=0, le=MAX_SEED, description=f"random seed, 0-{MAX_SEED}")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="random seed")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
     num_workers: int | None = Field(None, ge=0, description="DataLoader workers; default 0 on CPU, most cores on GPU")
     compile: bool = Field(False, description="torch.compile the model for fine-tuning (pays off on GPUs)")
@@ -158,6 +155,25 @@ class RunConfig(BaseModel):
     )
     decode_cache_dir: str | None = Field(None, description="decoded-image cache; default ~/.cache/tlcore/decoded")
     progress: bool = True
+
+
+def value_range(field: FieldInfo) -> str:
+    """A field's bounds as an interval (``[16, 2048]``, ``(0, 1)``) or one side (``> 0``); "" when unbounded."""
+    bounds = {
+        name: getattr(item, name)
+        for item in field.metadata
+        for name in ("ge", "gt", "le", "lt")
+        if getattr(item, name, None) is not None
+    }
+    low = f"[{bounds['ge']}" if "ge" in bounds else f"({bounds['gt']}" if "gt" in bounds else None
+    high = f"{bounds['le']}]" if "le" in bounds else f"{bounds['lt']})" if "lt" in bounds else None
+    if low and high:
+        return f"{low}, {high}"
+    if low:
+        return f"{'>=' if low[0] == '[' else '>'} {low[1:]}"
+    if high:
+        return f"{'<=' if high[-1] == ']' else '<'} {high[:-1]}"
+    return ""
 
 
 def _numbers(value: Any) -> Any:
