@@ -94,6 +94,13 @@ class RunConfig(BaseModel):
     weight_decay: float = Field(0.05, ge=0)
     warmup_epochs: float = Field(1.0, ge=0, le=MAX_EPOCHS, description="epochs of linear lr warm-up")
     label_smoothing: float = Field(0.1, ge=0, lt=1)
+    ema: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="fine-tuning: exponential moving average of the weights with this decay (e.g. 0.998), warmed "
+        "up over the first steps; val scores, checkpoints and the saved model use the averaged weights",
+    )
     mixup: float = Field(0.0, ge=0, description="mixup alpha (0 = off)")
     cutmix: float = Field(0.0, ge=0, description="cutmix alpha (0 = off)")
     class_weights: Literal["none", "balanced"] = "none"

@@ -225,6 +225,8 @@ def fine_tune(
         result.history = list(state["history"])
         result.best_epoch, result.best_score = int(state["best_epoch"]), float(state["best_score"])
         console.print(f"resuming after epoch {start_epoch} (best so far: epoch {result.best_epoch})")
+    ema = weight_average(model, config.ema, state if resume else None)
+    scored = ema.module if ema is not None else model  # what val scores, checkpoints and the run keep
 
     n_groups = len(groups)
     # Compiled for the training steps only; evaluation runs the eager module (no eval-mode recompile).
@@ -279,6 +281,8 @@ def fine_tune(
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
+                if ema is not None:
+                    ema.update(model, step=scheduler.last_epoch)
                 total_loss += float(loss.detach()) * len(x)
                 seen += len(x)
                 bar.update(batch_task, advance=1, info=f"loss {total_loss / seen:.3f}")
@@ -287,7 +291,7 @@ def fine_tune(
             seen = int(seen_all)
             train_seconds = time.perf_counter() - t0
             outputs = dist.predict(
-                lambda loader: predict_proba(model, loader, device, tta=config.tta, activate=objective.activate),
+                lambda loader: predict_proba(scored, loader, device, tta=config.tta, activate=objective.activate),
                 val_loader,
             )
             val = objective.metrics(val_targets, objective.to_units(outputs))
@@ -308,7 +312,7 @@ def fine_tune(
             if improved:
                 result.best_epoch, result.best_score = epoch + 1, score
             if dist.is_main:  # one writer per run directory
-                _checkpoint(model, optimizer, scheduler, epoch, result, improved, run_dir)
+                _checkpoint(model, optimizer, scheduler, epoch, result, improved, run_dir, ema)
             bar.update(
                 epoch_task,
                 advance=1,
@@ -324,11 +328,30 @@ def fine_tune(
         return result  # rank 0 evaluates and saves the model
     if config.checkpoint == "last":
         # The end of the cosine schedule: on a small, saturated val set the "best" epoch is mostly noise.
-        _save_state_dict(model, run_dir / BEST)
+        _save_state_dict(scored, run_dir / BEST)
         result.best_epoch = len(result.history)
+        if ema is not None:
+            model.load_state_dict(ema.module.state_dict())
     else:
         model.load_state_dict(load_file(str(run_dir / BEST)))
     return result
+
+
+def weight_average(model: nn.Module, decay: float | None, state: dict[str, Any] | None) -> Any:
+    """timm's ``ModelEmaV3`` of ``model`` (None when ``decay`` is unset), restored from a resume ``state``.
+
+    The decay warms up (``1 - (1 + step)^-3/4``, capped at ``decay``): a few hundred steps on a small set
+    would otherwise leave the average close to the starting weights."""
+    if decay is None:
+        return None
+    from timm.utils.model_ema import ModelEmaV3
+
+    ema = ModelEmaV3(model, decay=decay, use_warmup=True, warmup_power=3 / 4)
+    if state is not None and "ema" in state:
+        ema.module.load_state_dict(state["ema"])
+    elif state is not None:
+        console.print("[yellow]warning: the checkpoint has no weight average: it starts from the resumed weights")
+    return ema
 
 
 def _elapsed(history: list[dict[str, Any]]) -> float:
@@ -347,18 +370,22 @@ def _checkpoint(
     result: FitResult,
     improved: bool,
     run_dir: Path,
+    ema: Any = None,
 ) -> None:
     """After every epoch, each file written then renamed, so kill -9 loses at most one epoch.
 
     ``checkpoint_state.pt`` holds everything a resume needs (weights included) in one atomic write,
     so a kill between two of these files can never pair one epoch's weights with another's optimizer.
     """
+    scored = ema.module if ema is not None else model
     if improved:
-        _save_state_dict(model, run_dir / BEST)
+        _save_state_dict(scored, run_dir / BEST)
     _write_metrics(run_dir / "metrics.csv", result.history)
-    _save_state_dict(model, run_dir / CHECKPOINT)
+    _save_state_dict(scored, run_dir / CHECKPOINT)
+    averaged = {"ema": {k: v.detach().cpu() for k, v in ema.module.state_dict().items()}} if ema is not None else {}
     io_atomic.torch_save(
         {
+            **averaged,
             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
