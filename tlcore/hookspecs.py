@@ -45,8 +45,9 @@ def register_augmentations(register: Callable[[Augmentation], None]) -> None:
     """Register augmentation pipelines (albumentations) that presets and ``--set augmentation=`` name.
 
     Called once, when the augmentation registry is first used. Call ``register(aug)`` for
-    each :class:`~tlcore.specs.Augmentation`; its ``build(context)`` returns the train or
-    eval transform for the model's input size.
+    each :class:`~tlcore.specs.Augmentation`; its ``build(context)`` returns the train
+    transform for the model's input size, and for ``context.train`` False the core's eval view
+    (``tlcore.data.transforms.eval_transform(context)``), which every command scores through.
     """
 
 

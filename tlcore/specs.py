@@ -136,7 +136,9 @@ class Augmentation:
     """Builds an albumentations transform from ``HxWxC`` uint8 to the model's input size.
 
     Normalisation (mean/std of the pretrained weights) and the tensor conversion are applied
-    by the engine afterwards, so an augmentation never needs to know the weights.
+    by the engine afterwards, so an augmentation never needs to know the weights. It decides the
+    training view only: with ``train=False``, ``build`` returns the core's eval view
+    (``tlcore.data.transforms.eval_transform``), the one view every command scores through.
     """
 
     name: str

@@ -193,9 +193,7 @@ def check_dataset(dataset: LabeledDataset, what: str = "dataset", decode: int = 
     for split, records in dataset.splits.items():
         for record in records:
             _require(isinstance(record, Record), f"{what}: {split} holds {record!r}, not a Record")
-            _require(
-                Path(source_file(record.path)).is_file(), f"{what}: {split} record {record.path!r} is not a file"
-            )
+            _require(Path(source_file(record.path)).is_file(), f"{what}: {split} record {record.path!r} is not a file")
             if dataset.task == "classification":
                 _require(
                     isinstance(record.target, int) and 0 <= record.target < len(classes),
@@ -260,7 +258,8 @@ def check_augmentation(
     repeats: int = 3,
     seed: int = 0,
 ) -> None:
-    """Built for train and eval, the pipeline maps a random uint8 image to ``image_size`` x C uint8."""
+    """Built for train and eval, the pipeline maps a random uint8 image to ``image_size`` x C uint8, and the
+    eval half is the eval view every command uses (``tlcore.data.transforms.eval_transform``)."""
     import numpy as np
 
     from tlcore.specs import Augmentation, AugmentationContext
@@ -289,10 +288,20 @@ def check_augmentation(
                 + (f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray) else repr(type(out)))
                 + f", expected uint8 {expected} (resize/crop to ctx.image_size; no normalisation, no tensors)",
             )
+        if not train:
+            from tlcore.data.transforms import eval_half_difference
+
+            why = eval_half_difference(transform, ctx)
+            _require(
+                why is None,
+                f"{what} (train=False) is not the eval view every command scores through: {why}; "
+                "return tlcore.data.transforms.eval_transform(ctx) when ctx.train is False",
+            )
 
 
-def check_perturbation(perturbation: Perturbation, shapes: Sequence[tuple[int, int, int]] = ((48, 40, 3), (32, 32, 1)),
-                       seed: int = 0) -> None:
+def check_perturbation(
+    perturbation: Perturbation, shapes: Sequence[tuple[int, int, int]] = ((48, 40, 3), (32, 32, 1)), seed: int = 0
+) -> None:
     """On float32 images in ``[0, 1]`` (3 and 1 channels) the change keeps shape and range, is deterministic,
     and changes something."""
     import numpy as np
@@ -312,8 +321,11 @@ def check_perturbation(perturbation: Perturbation, shapes: Sequence[tuple[int, i
             second = np.asarray(perturbation.apply(image.copy()))
         _require(first.shape == image.shape, f"{what}: a {shape} image became {first.shape}; keep the shape")
         _require(bool(np.all(np.isfinite(first))), f"{what}: returned NaN or infinite values")
-        _require(np.array_equal(first, second), f"{what}: two calls on the same image differ; seed any noise "
-                 "from the image (tlcore.data.perturbations.image_rng)")
+        _require(
+            np.array_equal(first, second),
+            f"{what}: two calls on the same image differ; seed any noise "
+            "from the image (tlcore.data.perturbations.image_rng)",
+        )
         _require(not np.allclose(first, image), f"{what}: left a {shape} image unchanged")
 
 

@@ -77,3 +77,41 @@ def light(ctx: AugmentationContext) -> A.Compose:
 def none(ctx: AugmentationContext) -> A.Compose:
     """No augmentation: the eval preprocessing for training too."""
     return eval_transform(ctx)
+
+
+#: Images the eval half of an augmentation is compared on: landscape and portrait, so resize and crop both show.
+_PROBE_SHAPES = ((80, 100), (100, 70))
+
+
+def eval_half_difference(transform: Any, ctx: AugmentationContext) -> str | None:
+    """Why ``transform`` (an augmentation's ``build(train=False)``) is not the eval view of ``ctx``, or None.
+
+    Every command sees an image through :func:`eval_transform` at the run's preprocessing (tlcore.predict),
+    so an eval half that maps images any other way would describe a model no command runs."""
+    reference = eval_transform(ctx)
+    rng = np.random.default_rng(0)
+    for height, width in _PROBE_SHAPES:
+        image = rng.integers(0, 256, (height, width, ctx.channels), dtype=np.uint8)
+        try:
+            got = np.asarray(transform(image=image.copy())["image"])
+        except Exception as exc:
+            return f"it raised {type(exc).__name__} on a {image.shape} uint8 image"
+        want = np.asarray(reference(image=image.copy())["image"])
+        if got.shape != want.shape or not np.array_equal(got, want):
+            return (f"on a {image.shape} uint8 image its output ({got.dtype} {got.shape}) differs from the eval "
+                    f"view's ({want.dtype} {want.shape})")  # fmt: skip
+    return None
+
+
+def check_eval_half(name: str, plugin: str, transform: Any, ctx: AugmentationContext) -> None:
+    """A one-line error naming the plugin when augmentation ``name``'s eval half is not the eval view."""
+    from tlcore.errors import PluginError
+
+    why = eval_half_difference(transform, ctx)
+    if why is not None:
+        raise PluginError(
+            f"augmentation {name!r} from plugin {plugin!r}: its eval transform (train=False) is not the eval "
+            f"view: {why}",
+            "return tlcore.data.transforms.eval_transform(ctx) when ctx.train is False; every command scores "
+            "through that view",
+        )

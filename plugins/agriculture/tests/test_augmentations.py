@@ -65,14 +65,16 @@ def test_aerial_keeps_float_five_band_values(host: PluginHost, train: bool) -> N
     assert np.all((ratio > 0.8) & (ratio < 1.2)), ratio
 
 
-def test_aerial_eval_resizes_the_whole_tile(host: PluginHost) -> None:
-    """A bright right half stays half of the output: nothing is cropped away."""
-    tile = np.zeros((20, 40, 5), dtype=np.float32)
-    tile[:, 20:] = 1.0
-    ctx = AugmentationContext(image_size=(10, 10), train=False, channels=5)
+def test_aerial_eval_is_the_eval_view_and_keeps_the_whole_tile_at_the_presets_crop(host: PluginHost) -> None:
+    """A bright right quarter stays a quarter of the output at the preset's crop_pct 1.0: nothing is cut away."""
+    crop_pct = host.presets.get("agriculture/aerial-yield").settings["crop_pct"]
+    tile = np.zeros((40, 40, 5), dtype=np.float32)
+    tile[:, 30:] = 1.0
+    ctx = AugmentationContext(image_size=(10, 10), train=False, channels=5, crop_pct=crop_pct)
     out = host.augmentations.get("agriculture/aerial").build(ctx)(image=tile)["image"]
     assert out.shape == (10, 10, 5)
-    np.testing.assert_allclose(out.mean(), 0.5, atol=0.06)
+    np.testing.assert_allclose(out.mean(), 0.25, atol=0.03)
+    np.testing.assert_array_equal(out, eval_transform(ctx)(image=tile)["image"])
 
 
 def test_band_gain_is_per_band_and_unclipped() -> None:
@@ -129,7 +131,7 @@ def test_lab_is_milder_than_field(host: PluginHost) -> None:
 def test_aerial_is_geometric_plus_gain(host: PluginHost) -> None:
     ctx = AugmentationContext(image_size=(64, 64), train=True, channels=5)
     names = [type(t).__name__ for t in _leaves(host.augmentations.get("agriculture/aerial").build(ctx))]
-    assert names == ["D4", "Affine", "Resize", "BandGain"]
+    assert names == ["D4", "Affine", "SmallestMaxSize", "CenterCrop", "BandGain"]  # the eval view, then gain
 
 
 @pytest.mark.parametrize("name", ["agriculture/field", "agriculture/lab"])

@@ -134,12 +134,6 @@ class BandGain(A.ImageOnlyTransform):  # type: ignore[misc]
         return ("gain",)
 
 
-def aerial_eval(ctx: AugmentationContext) -> A.Compose:
-    """Resize the whole tile: the target (yield) belongs to all of it, so nothing is cropped away."""
-    h, w = ctx.image_size
-    return A.Compose([A.Resize(h, w, interpolation=cv2.INTER_LINEAR)])
-
-
 def aerial(ctx: AugmentationContext) -> A.Compose:
     """Multispectral tiles: the 8 flips and right-angle turns, a small shift, per-band gain; nothing else.
 
@@ -148,14 +142,16 @@ def aerial(ctx: AugmentationContext) -> A.Compose:
     left out: they assume RGB uint8 and would turn index channels (NDVI) into nonsense.
     """
     if not ctx.train:
-        return aerial_eval(ctx)
+        # The eval view every command uses; the aerial preset sets crop_pct 1.0, so a square tile is
+        # resized whole: its target (yield) belongs to all of it.
+        return eval_transform(ctx)
     shift = float(ctx.params.get("shift", 0.06))
     gain = ctx.params.get("band_gain", (0.9, 1.1))
     return A.Compose(
         [
             A.D4(p=1.0),
             A.Affine(translate_percent=(-shift, shift), border_mode=cv2.BORDER_REFLECT_101, p=0.5),
-            *aerial_eval(ctx).transforms,
+            *eval_transform(ctx).transforms,
             BandGain(gain=(float(gain[0]), float(gain[1])), p=0.5),
         ]
     )

@@ -76,6 +76,8 @@ AERIAL_YIELD = Preset(
         # Tiles come from a CSV of tile -> yield; this adapter reads GeoTIFF/.npy bands as float32.
         "adapter": "agriculture/aerial-tiles",
         "augmentation": "agriculture/aerial",
+        # A tile's target is measured over the whole tile: the eval view resizes it whole, no centre crop.
+        "crop_pct": 1.0,
         # in_chans follows the data (bands + indices); timm adapts the pretrained RGB stem to them.
         "in_chans": None,
         # The adapted stem has never seen NIR or red-edge: it trains too (the photo presets freeze it).
