@@ -6,13 +6,13 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import tlcore
 from tlcore import io_atomic
-from tlcore.errors import DataError, NoTrainSplitError, TlcoreError
+from tlcore.errors import TlcoreError
 
 EXAMPLES = """\
 examples:
@@ -195,98 +195,30 @@ def _print_summary(report: dict[str, Any], run_dir: Path) -> None:
     print(f"run written to {run_dir} (report.json, model.safetensors, metrics)")
 
 
-def split_inputs(args: argparse.Namespace) -> tuple[Path, Any, Any, Any, Any, list[Any]]:
-    """What scoring a run on ``args.split`` of ``args.data`` needs (``tl evaluate``, ``tl stress``): the run
-    directory, model and meta, the run's config with ``args.set`` applied, the prepared data and the records."""
-    import yaml
-
-    from tlcore.data.prepare import prepare_data
-    from tlcore.run_dirs import RUN_CONFIG
-
-    host = _host()
-    run_dir = Path(args.run_dir)
-    model, meta = _load(host, run_dir)
-    saved = yaml.safe_load((run_dir / RUN_CONFIG).read_text()) if (run_dir / RUN_CONFIG).exists() else {}
-    config = _config(host, None, args.set or [], base=saved.get("config", {}))
-    config.strict = config.strict or bool(getattr(args, "strict", False))
-    data = args.data or saved.get("data")
-    if not data:
-        raise TlcoreError("no --data given and the run does not record its data", "pass --data DIR")
-    try:
-        prepared = prepare_data(host, data, config, classes=meta.classes, task=meta.task)
-    except NoTrainSplitError as exc:
-        # Adapters need a train split; an external site's labelled images have none.
-        raise DataError(exc.message, "to score every image of another site, put them in <class>/ folders "
-                        "and use --split all") from None
-    if args.split == "all":  # an external site's labelled folder: every image, whatever split it landed in
-        records = [r for split in prepared.dataset.splits.values() for r in split]
-    elif args.split not in prepared.dataset.splits:
-        raise TlcoreError(f"{data} has no {args.split!r} split", f"splits: {', '.join(prepared.dataset.splits)}")
-    else:
-        records = prepared.dataset.splits[args.split]
-    from tlcore.data.train_images import check_scored_images
-
-    for line in check_scored_images(run_dir, prepared, records, args.split, config.strict):
-        print(f"warning: {line}", file=sys.stderr)
-    return run_dir, model, meta, config, prepared, records
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from tlcore.train.objective import Objective
+    from tlcore.predict import split_inputs
 
-    run_dir, model, meta, config, prepared, records = split_inputs(args)
-    outputs = predict_outputs(model, meta, [r.path for r in records], prepared.dataset.reader, config, args.adapt_bn)
-    objective = Objective.from_meta(meta)
+    scoring = split_inputs(_host(), Path(args.run_dir), args.data, args.split, args.set or [], args.strict)
+    for line in scoring.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    outputs = scoring.predict(adapt_bn=args.adapt_bn)
+    objective, records = scoring.predictor.objective, scoring.records
     metrics = objective.metrics(objective.targets(records), outputs)
-    out: dict[str, Any] = {"run": str(run_dir), "data": prepared.summary(), "split": args.split, "metrics": metrics}
+    run_dir = Path(args.run_dir)
+    out: dict[str, Any] = {"run": str(run_dir), "data": scoring.prepared.summary(), "split": args.split,
+                           "metrics": metrics}  # fmt: skip
     name = f"evaluation-{args.split}.json"
     if args.adapt_bn:
         # Transductive: the split's own images set the statistics. Kept apart from the plain evaluation.
-        out["adapted_batchnorm"] = {"images": len(records), "from": f"the {args.split} split's images",
-                                    "labels_used": False}
+        out["adapted_batchnorm"] = {
+            "images": len(records),
+            "from": f"the {args.split} split's images",
+            "labels_used": False,
+        }
         name = f"evaluation-{args.split}-adapted-bn.json"
     io_atomic.write_text(run_dir / name, json.dumps(out, indent=2))
-    print(json.dumps({k: metrics.get(k) for k in ("n", *SUMMARY_KEYS.get(meta.task, ()))}))
+    print(json.dumps({k: metrics.get(k) for k in ("n", *SUMMARY_KEYS.get(scoring.predictor.meta.task, ()))}))
     return 0
-
-
-def _load(host: Any, run_dir: Path) -> tuple[Any, Any]:
-    from tlcore.models.transfer import load_model
-
-    return load_model(host, run_dir)
-
-
-def predict_outputs(
-    model: Any, meta: Any, paths: list[str], reader: Any, config: Any, adapt_bn: bool = False,
-    view: Callable[[Any], Any] | None = None,
-) -> Any:
-    """Outputs in the user's units: class or per-label probabilities, or regression values. With ``adapt_bn``
-    the BatchNorm statistics are first re-estimated on these images (their labels are never read); ``view``
-    wraps the run's eval transform (``tl stress`` perturbs what the model sees)."""
-    import torch
-    from torch.utils.data import DataLoader
-
-    from tlcore.data.dataset import ImageDataset
-    from tlcore.data.transforms import eval_transform
-    from tlcore.specs import AugmentationContext, Record
-    from tlcore.train.finetune import predict_proba
-    from tlcore.train.objective import Objective
-
-    pre = meta.preprocess()
-    transform = eval_transform(
-        AugmentationContext(pre.input_size, False, pre.interpolation, pre.crop_pct, meta.in_chans)
-    )
-    if view is not None:
-        transform = view(transform)
-    ds = ImageDataset([Record(p, 0) for p in paths], reader, transform, *meta.normalization())
-    objective = Objective.from_meta(meta)
-    loader = DataLoader(ds, batch_size=64)
-    if adapt_bn:
-        from tlcore.models.bn_adapt import adapt_batchnorm
-
-        adapt_batchnorm(model, loader, torch.device("cpu"))
-    outputs = predict_proba(model, loader, torch.device("cpu"), tta=meta.tta, activate=objective.activate)
-    return objective.to_units(outputs)
 
 
 ADAPT_BN_HELP = (
@@ -296,18 +228,15 @@ ADAPT_BN_HELP = (
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from tlcore.data.prediction_inputs import prediction_inputs
-    from tlcore.train.run import run_adapter
+    from tlcore.predict import Predictor
 
     host = _host()
-    run_dir = Path(args.run_dir)
-    model, meta = _load(host, run_dir)
-    adapter, options = run_adapter(run_dir)
-    if adapter and adapter not in host.adapters.names():
-        print(f"warning: the run was trained through adapter {adapter!r}, which is not installed; "
-              "reading the files as plain images", file=sys.stderr)
-    inputs, _ = prediction_inputs(host, adapter, options, [Path(p) for p in args.images], meta.in_chans)
-    proba = predict_outputs(model, meta, inputs.items, inputs.reader, None, args.adapt_bn)
+    predictor = Predictor.load(host, Path(args.run_dir))
+    inputs, warning = predictor.read_files(host, args.images)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    proba = predictor.predict(inputs.items, inputs.reader, adapt_bn=args.adapt_bn)
+    meta = predictor.meta
     if meta.task != "classification":
         for item, row in zip(inputs.items, proba, strict=True):
             print(json.dumps({"image": item, **_task_prediction(meta, row)}))
@@ -499,8 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--dir", default=".", help="folder to create tlcore-NAME/ in (default: the current one)")
     new.set_defaults(func=cmd_plugin_new)
 
-    p = sub.add_parser("list", help="list datasets, adapters, backbones, heads, augmentations, presets or "
-                       "perturbations (tl stress)")
+    p = sub.add_parser(
+        "list", help="list datasets, adapters, backbones, heads, augmentations, presets or perturbations (tl stress)"
+    )
     kinds = ["datasets", "adapters", "backbones", "heads", "augmentations", "presets", "perturbations"]
     p.add_argument("kind", choices=kinds)
     p.add_argument("pattern", nargs="?", help="filter: substring or shell pattern (resnet*)")

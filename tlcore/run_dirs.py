@@ -59,6 +59,33 @@ def is_unfinished(path: Path) -> bool:
     return (path / MARKER).is_file()
 
 
+def read_run_settings(run_dir: Path) -> dict[str, Any]:
+    """``run_dir/config.yaml`` as written by ``tl train`` (preset, data, adapter, config), or ``{}`` without one."""
+    import yaml
+
+    path = run_dir / RUN_CONFIG
+    if not path.is_file():
+        return {}
+    try:
+        saved = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise TlcoreError(f"{path} is not valid YAML: {exc}".splitlines()[0], "train the run again") from None
+    return saved if isinstance(saved, dict) else {}
+
+
+def run_adapter(run_dir: Path) -> tuple[str | None, dict[str, Any]]:
+    """The adapter that loaded a run's training data, and its options (a config.yaml that does not name
+    the adapter falls back to report.json's data section, then to the adapter setting)."""
+    saved = read_run_settings(run_dir)
+    config = saved.get("config") or {}
+    adapter = saved.get("adapter")
+    if not adapter and (run_dir / REPORT).exists():
+        adapter = (json.loads((run_dir / REPORT).read_text()).get("data") or {}).get("adapter")
+    if not adapter and config.get("adapter") not in (None, "auto"):
+        adapter = config["adapter"]
+    return adapter, dict(config.get("adapter_options") or {})
+
+
 def _marker(run_dir: Path) -> dict[str, Any]:
     try:
         data = json.loads((run_dir / MARKER).read_text())

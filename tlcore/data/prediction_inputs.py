@@ -17,7 +17,7 @@ from tlcore.data.dataset import read_for_prediction
 from tlcore.data.images import IMAGE_SUFFIXES
 from tlcore.errors import DataError
 from tlcore.plugins import PluginHost, guarded
-from tlcore.specs import PredictionInputs
+from tlcore.specs import MEMBER_SEPARATOR, PredictionInputs, source_file
 
 #: Files the generic reader takes from a folder: images, arrays and multi-band TIFFs.
 _GENERIC_SUFFIXES = IMAGE_SUFFIXES | {".npy"}
@@ -32,7 +32,8 @@ def expand(paths: list[Path], accept: Callable[[Path], bool]) -> list[str]:
             items.append(str(path))
             continue
         items += sorted(
-            str(f) for f in path.rglob("*")
+            str(f)
+            for f in path.rglob("*")
             if f.is_file() and not any(part.startswith(".") for part in f.relative_to(path).parts) and accept(f)
         )
     return items
@@ -55,19 +56,41 @@ def _generic(path: Path) -> bool:
 def prediction_inputs(
     host: PluginHost, adapter: str | None, options: Mapping[str, Any], paths: list[Path], channels: int
 ) -> tuple[PredictionInputs, str]:
-    """The items to predict and their reader, and the name of what chose them (an adapter or ``generic``)."""
-    missing = [p for p in paths if not p.exists()]
+    """The items to predict and their reader, and the name of what chose them (an adapter or ``generic``).
+
+    A ``FILE::MEMBER`` address (a volume's slice, as the run's predictions.csv names it) is predicted as
+    given, read by the adapter that reads ``FILE``; they come after the items of the plain paths."""
+    members = [p for p in paths if not p.exists() and _is_member(p)]
+    missing = [p for p in paths if not p.exists() and p not in members]
     if missing:
         raise DataError(f"image not found: {missing[0]}", "check the path")
     if adapter and adapter in host.adapters.names():
         spec = host.adapters.get(adapter)
         if spec.predict_inputs is not None:
             owner = host.adapters.entry(adapter).plugin
-            inputs = guarded(f"adapter {adapter!r} (predict_inputs)", owner, spec.predict_inputs)(
-                paths, options, channels
-            )
+            predict = guarded(f"adapter {adapter!r} (predict_inputs)", owner, spec.predict_inputs)
+            files = [p for p in paths if p not in members]
+            sources = list(dict.fromkeys(Path(source_file(str(m))) for m in members))
+            inputs = predict([*files, *[s for s in sources if s not in files]], options, channels)
             if not inputs.items:
                 raise DataError(f"{adapter}: nothing to predict in {', '.join(map(str, paths))}",
-                                "pass the kind of files the run was trained on")
-            return inputs, adapter
+                                "pass the kind of files the run was trained on")  # fmt: skip
+            # A source file named only through its members gives those members, not all of its items.
+            only_members = {str(s) for s in sources if s not in files}
+            items = [i for i in inputs.items if source_file(i) not in only_members]
+            return PredictionInputs([*items, *map(str, members)], inputs.reader), adapter
+    if members:
+        if not adapter:
+            why = "the run records none"
+        elif adapter not in host.adapters.names():
+            why = f"{adapter!r} is not installed"
+        else:
+            why = f"{adapter!r} does not read new files"
+        raise DataError(f"{members[0]}: a FILE::MEMBER address is read by the run's adapter, and {why}",
+                        "pass the file itself")  # fmt: skip
     return generic_inputs(paths, channels), "generic"
+
+
+def _is_member(path: Path) -> bool:
+    """``FILE::MEMBER`` of an existing ``FILE``."""
+    return MEMBER_SEPARATOR in str(path) and Path(source_file(str(path))).is_file()

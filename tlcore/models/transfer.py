@@ -210,19 +210,23 @@ def save_model(model: nn.Module, meta: ModelMeta, run_dir: Path, name: str = MOD
     io_atomic.write_text(run_dir / MODEL_META, json.dumps(asdict(meta), indent=2))
 
 
-def load_meta(run_dir: Path) -> ModelMeta:
+def load_meta(run_dir: Path, finished: bool = True) -> ModelMeta:
+    """``run_dir``'s model.json; ``finished=False`` is for the training run itself, which scores its model
+    before it marks the run finished."""
     from tlcore.run_dirs import require_finished
 
-    require_finished(run_dir)  # an interrupted run's model.json may be its old run's, or a half run's
+    if finished:
+        require_finished(run_dir)  # an interrupted run's model.json may be its old run's, or a half run's
     path = run_dir / MODEL_META
     if not path.exists():
         raise TlcoreError(f"{run_dir} holds no trained model ({MODEL_META} missing)", "pass the --output of `tl train`")
     return _read_meta(path)
 
 
-def load_model(host: PluginHost, run_dir: Path) -> tuple[TransferModel, ModelMeta]:
-    """Rebuild the architecture without downloading anything, then load the run's weights."""
-    meta = load_meta(run_dir)
+def load_model(host: PluginHost, run_dir: Path, finished: bool = True) -> tuple[TransferModel, ModelMeta]:
+    """Rebuild the architecture without downloading anything, then load the run's weights (``finished``:
+    as :func:`load_meta`)."""
+    meta = load_meta(run_dir, finished)
     if meta.members:
         return _load_ensemble(host, run_dir, meta)
     if not (run_dir / MODEL_FILE).exists():

@@ -33,23 +33,28 @@ def _status(message: str) -> Any:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from tlcore.models.transfer import load_model
+    import torch
+
+    from tlcore.predict import Predictor
     from tlcore.reports.explain import Explainer, write_overlays
 
     run_dir = _run_dir(args.run_dir)
-    missing = [p for p in args.images if not Path(p).is_file()]
-    if missing:
-        raise TlcoreError(f"image not found: {missing[0]}", "check the path")
-    model, meta = load_model(_host(), run_dir)
+    host = _host()
+    predictor = Predictor.load(host, run_dir, device=torch.device("cpu"))  # Grad-CAM runs on the CPU
+    # Read as `tl predict` reads them: the run's adapter (a DICOM windowed, VOLUME::SLICE), else decoded.
+    inputs, warning = predictor.read_files(host, args.images)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    meta = predictor.meta
     target = None
     if args.class_name is not None:
         if args.class_name not in meta.classes:
             raise TlcoreError(f"unknown class {args.class_name!r}", f"the run's classes: {', '.join(meta.classes)}")
         target = meta.classes.index(args.class_name)
-    explainer = Explainer(model, meta)
+    explainer = Explainer(predictor.model, meta, inputs.reader)
     output = Path(args.output) if args.output else run_dir / "explanations"
-    with _status(f"Grad-CAM of {len(args.images)} image(s)"):
-        rows = write_overlays(explainer, args.images, output, target)
+    with _status(f"Grad-CAM of {len(inputs.items)} image(s)"):
+        rows = write_overlays(explainer, inputs.items, output, target)
     for row in rows:
         print(json.dumps(row))
     return 0
@@ -78,13 +83,17 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from tlcore.models.transfer import load_model
+    import torch
+
+    from tlcore.predict import Predictor
     from tlcore.reports.export import SUFFIX, check_exportable, export_model
     from tlcore.reports.predictions import PREDICTIONS, read_predictions
     from tlcore.reports.run_dir import task_and_classes
 
     run_dir = _run_dir(args.run_dir)
-    model, meta = load_model(_host(), run_dir)
+    host = _host()
+    predictor = Predictor.load(host, run_dir, device=torch.device("cpu"))  # exported and checked on the CPU
+    model, meta = predictor.model, predictor.meta
     check_exportable(meta, model)
     output = Path(args.output) if args.output else run_dir / f"model{SUFFIX[args.format]}"
     io_atomic.check_writable(output.parent)  # a read-only folder fails now, in one line, not after the export
@@ -97,8 +106,10 @@ def cmd_export(args: argparse.Namespace) -> int:
             test_images = split.paths if split is not None else []
         except TlcoreError:
             pass  # the parity check then runs on seeded noise
+    # The test images are read as the run read them (its adapter: a DICOM windowed, a volume's slice).
+    reader = predictor.reader_for(host, test_images[:8]) if test_images else None
     with _status(f"exporting to {args.format} and checking it against PyTorch"):
-        result = export_model(model, meta, args.format, output, test_images)
+        result = export_model(model, meta, args.format, output, test_images, reader)
     print(json.dumps(result.as_dict()))
     return 0
 

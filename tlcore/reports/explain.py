@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,30 +140,24 @@ def activate(task: str, logits: torch.Tensor) -> torch.Tensor:
 
 
 class ModelInputs:
-    """Images as a run's model sees them: read (as ``tl predict`` reads them), resized and centre-cropped,
-    normalised."""
+    """Images as a run's model sees them (tlcore.predict.InputView): read by ``reader`` (the run's adapter's
+    for new files; default the generic one), then the run's eval view; normalised as a batch."""
 
-    def __init__(self, meta: ModelMeta) -> None:
-        from tlcore.data.transforms import eval_transform
-        from tlcore.specs import AugmentationContext
+    def __init__(self, meta: ModelMeta, reader: Callable[[str], np.ndarray] | None = None) -> None:
+        from tlcore.predict import InputView, generic_reader
 
-        pre = meta.preprocess()
+        self.view = InputView.of(meta)
+        self.reader = reader or generic_reader(meta.in_chans)
         self.channels = meta.in_chans
-        self.transform = eval_transform(
-            AugmentationContext(pre.input_size, False, pre.interpolation, pre.crop_pct, meta.in_chans)
-        )
-        mean, std, scale = meta.normalization()  # pretrained statistics, or a band run's own
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1) * scale
-        self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1) * scale
-        self.scale = scale
+        self.transform = self.view.transform
+        self.mean = torch.tensor(self.view.mean, dtype=torch.float32).view(1, -1, 1, 1) * self.view.scale
+        self.std = torch.tensor(self.view.std, dtype=torch.float32).view(1, -1, 1, 1) * self.view.scale
+        self.scale = self.view.scale
 
     def read(self, path: str) -> np.ndarray:
-        """``path`` decoded and transformed to the model's input size, ``HxWxC`` (uint8 for images, float32
+        """``path`` read and transformed to the model's input size, ``HxWxC`` (uint8 for images, float32
         for bands)."""
-        from tlcore.data.dataset import as_model_input, read_for_prediction
-
-        image = as_model_input(read_for_prediction(path, self.channels))
-        return np.asarray(self.transform(image=image)["image"])
+        return self.view.read(self.reader, path)
 
     def batch(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Unnormalised ``N x C x H x W`` float32, in the data's units (0-255 for images)."""
@@ -200,7 +195,9 @@ def _gradients_only_from(model: TransferModel, layer: nn.Module) -> None:
 class Explainer:
     """Grad-CAM for one trained run; the target layer is found once, on first use."""
 
-    def __init__(self, model: TransferModel, meta: ModelMeta) -> None:
+    def __init__(
+        self, model: TransferModel, meta: ModelMeta, reader: Callable[[str], np.ndarray] | None = None
+    ) -> None:
         from tlcore.models.ensemble import members_of
 
         self.members = members_of(model)  # a fold ensemble's heatmap averages each member's at its own layer
@@ -211,7 +208,7 @@ class Explainer:
                 "train with head=linear, mlp or logistic-regression (saved as a linear layer)",
             )
         self.model, self.meta = model.eval(), meta
-        self.inputs = ModelInputs(meta)
+        self.inputs = ModelInputs(meta, reader)
         self._layers: list[CamLayer] = []
 
     @property
@@ -305,6 +302,25 @@ def describe(meta: ModelMeta, explanation: Explanation) -> str:
     return f"{name!r} (p={value:.2f})"
 
 
+def display_name(path: str) -> str:
+    """A file's name, or ``NAME::MEMBER`` for a member address (a volume's slice)."""
+    from tlcore.specs import source_file
+
+    source = source_file(path)
+    return Path(source).name + (path[len(source) :] if source != path else "")
+
+
+def _stem(path: str) -> str:
+    """A file-name stem for an overlay: ``scan`` for ``scan.png``, ``brain_12`` for ``brain.nii.gz::12``."""
+    from tlcore.specs import source_file
+
+    source = source_file(path)
+    if source == path:
+        return Path(path).stem
+    member = re.sub(r"[^\w.-]+", "-", path[len(source) :].lstrip(":"))
+    return f"{Path(source).name.split('.')[0]}_{member}"
+
+
 def write_overlays(
     explainer: Explainer, images: Sequence[str], output: Path, target: int | None = None
 ) -> list[dict[str, Any]]:
@@ -312,14 +328,14 @@ def write_overlays(
     output.mkdir(parents=True, exist_ok=True)
     rows, used = [], set()
     for explanation in explainer.explain(images, [target] * len(images)):
-        stem = Path(explanation.path).stem
+        stem = _stem(explanation.path)
         name, n = f"{stem}_gradcam.png", 1
         while name in used:
             n += 1
             name = f"{stem}_{n}_gradcam.png"
         used.add(name)
         text = describe(explainer.meta, explanation)
-        caption = f"{Path(explanation.path).name}: Grad-CAM for {text}"
+        caption = f"{display_name(explanation.path)}: Grad-CAM for {text}"
         if explanation.blank:
             caption += "\nno region raised this output (blank map)"
         side_by_side(explanation, caption).save(output / name)

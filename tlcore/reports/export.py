@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -183,10 +183,12 @@ def export_model(
     fmt: Format,
     output: Path,
     image_paths: Sequence[str] = (),
+    reader: Callable[[str], np.ndarray] | None = None,
 ) -> ExportResult:
-    """Write ``output`` (+ ``output.json``), reload it, and compare it with PyTorch on one batch."""
+    """Write ``output`` (+ ``output.json``), reload it, and compare it with PyTorch on one batch of
+    ``image_paths`` read by ``reader`` (the run's adapter's; default the generic one)."""
     check_exportable(meta, model)
-    inputs = ModelInputs(meta)
+    inputs = ModelInputs(meta, reader)
     module = Deployable(model, meta, inputs).eval()
     size = meta.preprocess().input_size
     batch, checked_on = parity_batch(inputs, image_paths, size)

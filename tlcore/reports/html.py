@@ -288,17 +288,23 @@ def gallery_section(
     mistakes = confident_mistakes(test, limit)
     if not mistakes:
         return [], f"the model made no errors on the {len(test)} test images"
-    from tlcore.errors import TlcoreError
-    from tlcore.models.transfer import load_model
-    from tlcore.reports.explain import Explainer, png_bytes, side_by_side
+    import torch
 
+    from tlcore.errors import TlcoreError
+    from tlcore.predict import Predictor
+    from tlcore.reports.explain import Explainer, display_name, png_bytes, side_by_side
+    from tlcore.specs import source_file
+
+    present = [m for m in mistakes if Path(source_file(m.path)).is_file()]  # a file, or a volume's slice
     try:
-        model, meta = load_model(host, run_dir)
-        explainer = Explainer(model, meta)
+        predictor = Predictor.load(host, run_dir, device=torch.device("cpu"))  # Grad-CAM runs on the CPU
+        # The images are read as the run read them: its adapter (a DICOM windowed, a volume's slice).
+        reader = predictor.reader_for(host, [m.path for m in present])
+        explainer = Explainer(predictor.model, predictor.meta, reader)
+        meta = predictor.meta
         layer = explainer.layer.name
     except TlcoreError as exc:
         return [], f"no heatmaps: {exc}"
-    present = [m for m in mistakes if Path(m.path).is_file()]
     if not present:
         return [], f"the test images are no longer at their recorded paths (first: {mistakes[0].path})"
     try:  # one batch; image by image only when one of them fails
@@ -316,7 +322,7 @@ def gallery_section(
             items.append(
                 dict.fromkeys(("src", "truth", "predicted", "score", "explained"), "") | {"error": explanation}
             )
-            items[-1]["file"] = Path(mistake.path).name
+            items[-1]["file"] = display_name(mistake.path)
             continue
         picture = side_by_side(explanation, "", min_side=160).convert("RGB")
         uri = base64.b64encode(png_bytes(picture, "JPEG", quality=82)).decode("ascii")
@@ -324,7 +330,7 @@ def gallery_section(
         items.append(
             {
                 "src": f"data:image/jpeg;base64,{uri}",
-                "file": Path(mistake.path).name,
+                "file": display_name(mistake.path),
                 "truth": mistake.truth,
                 "predicted": mistake.predicted,
                 "score": score,

@@ -17,29 +17,32 @@ from tlcore import io_atomic
 
 
 def cmd_stress(args: argparse.Namespace) -> int:
-    from tlcore.cli import _host, predict_outputs, split_inputs
+    from tlcore.plugins import get_host
+    from tlcore.predict import split_inputs
     from tlcore.reports import stress
-    from tlcore.train.objective import Objective
     from tlcore.train.runtime import progress
 
     names = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
-    run_dir, model, meta, config, prepared, records = split_inputs(args)
-    chosen = stress.select(_host().perturbations, names, config.stress_perturbations)
-    paths = [r.path for r in records]
-    objective = Objective.from_meta(meta)
+    host = get_host()
+    scoring = split_inputs(host, Path(args.run_dir), args.data, args.split, args.set or [])
+    for line in scoring.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    run_dir, records, prepared = Path(args.run_dir), scoring.records, scoring.prepared
+    chosen = stress.select(host.perturbations, names, scoring.config.stress_perturbations)
+    objective = scoring.predictor.objective
     targets = objective.targets(records)
-    reader = prepared.dataset.reader
     results = []
     with progress(not args.quiet) as bar:
         task = bar.add_task(f"stress ({len(records)} {args.split} images)", total=len(chosen) + 1, info="clean")
-        clean = predict_outputs(model, meta, paths, reader, config)
+        clean = scoring.predict()
         bar.advance(task)
         for entry in chosen:
             bar.update(task, info=entry.name)
-            outputs = predict_outputs(model, meta, paths, reader, config, view=partial(stress.Perturbed, entry=entry))
+            outputs = scoring.predict(view=partial(stress.Perturbed, entry=entry))
             results.append((entry, objective.metrics(targets, outputs), outputs))
             bar.advance(task)
         bar.update(task, info="done")
+    meta = scoring.predictor.meta
     report = stress.summarise(meta.task, objective.metrics(targets, clean), clean, results)
     report = {"run": str(run_dir), "data": prepared.summary(), "split": args.split, **report}
     io_atomic.write_text(run_dir / f"stress-{args.split}.json", json.dumps(report, indent=2))
@@ -120,8 +123,11 @@ def add_stress_command(sub: Any) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="the --output of `tl train`")
     p.add_argument("--data", help="dataset (default: the one it was trained on)")
     p.add_argument("--split", default="val", help="train, val (default), test, or all")
-    p.add_argument("--only", metavar="NAMES",
-                   help="comma-separated changes to run (default: the core's and the run's stress_perturbations)")
+    p.add_argument(
+        "--only",
+        metavar="NAMES",
+        help="comma-separated changes to run (default: the core's and the run's stress_perturbations)",
+    )
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a data setting")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_stress)

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,6 +21,7 @@ from tlcore.data.dataset import ImageDataset, reseed_worker
 from tlcore.errors import ConfigError, WeightsError
 from tlcore.models.backbones import keep_frozen_bn_in_eval, set_trainable
 from tlcore.models.transfer import TransferModel
+from tlcore.predict import predict_proba
 from tlcore.train import distributed
 from tlcore.train.objective import Objective
 from tlcore.train.probe import class_weights
@@ -87,33 +88,6 @@ def warmup_cosine(total_steps: int, warmup_steps: int) -> Callable[[int], float]
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress_)))
 
     return factor
-
-
-def _softmax(logits: torch.Tensor) -> torch.Tensor:
-    return torch.softmax(logits.float(), dim=1)
-
-
-@torch.inference_mode()
-def predict_proba(
-    model: nn.Module,
-    loader: DataLoader[Any],
-    device: torch.device,
-    tta: bool = False,
-    activate: Callable[[torch.Tensor], torch.Tensor] = _softmax,
-) -> np.ndarray:
-    """Activated outputs (softmax by default; see ``Objective.activate``); with ``tta`` averaged with
-    those of the horizontally mirrored batch."""
-    model.eval()
-    normalize = cast(ImageDataset, loader.dataset).normalize
-    out = []
-    for x, _ in loader:
-        with autocast(device):
-            x = normalize(x, device)
-            proba = activate(model(x).float())
-            if tta:
-                proba = (proba + activate(model(torch.flip(x, dims=[3])).float())) / 2
-        out.append(proba.float().cpu().numpy())
-    return np.concatenate(out)
 
 
 def _save_state_dict(model: nn.Module, path: Path) -> None:

@@ -24,13 +24,15 @@ from tlcore.data.dataset import ImageDataset, as_model_input, channel_stats
 from tlcore.data.decoded_cache import decoded_reader, reader_identity
 from tlcore.data.prepare import PreparedData, prepare_data
 from tlcore.data.train_images import write_train_images
+from tlcore.data.transforms import check_eval_half
 from tlcore.errors import ConfigError, DataError
 from tlcore.metrics.intervals import multilabel_intervals
 from tlcore.metrics.operating_point import evaluation_sections
 from tlcore.models.backbones import Preprocessing, count_parameters, create_backbone, feature_dim, stage_groups
-from tlcore.models.transfer import MODEL_FILE, ModelMeta, TransferModel, save_model
+from tlcore.models.transfer import MODEL_FILE, ModelMeta, TransferModel, load_model, save_model
 from tlcore.models.weights import WeightsSource, cache_root
 from tlcore.plugins import PluginHost, guarded
+from tlcore.predict import InputView, Predictor, eval_view
 from tlcore.run_dirs import (
     RUN_CONFIG,
     check_new_run,
@@ -42,7 +44,7 @@ from tlcore.run_dirs import (
 from tlcore.specs import AugmentationContext, Backbone, HeadContext, Record
 from tlcore.train import distributed
 from tlcore.train.features import FeatureCache
-from tlcore.train.finetune import check_state_fits, fine_tune, load_resume_state, predict_proba
+from tlcore.train.finetune import check_state_fits, fine_tune, load_resume_state
 from tlcore.train.objective import Objective, target_array
 from tlcore.train.probe import ProbeResult, fit_sklearn_head, fit_torch_head
 from tlcore.train.runtime import (
@@ -55,21 +57,6 @@ from tlcore.train.runtime import (
 )
 
 REPORT = "report.json"
-
-
-def run_adapter(run_dir: Path) -> tuple[str | None, dict[str, Any]]:
-    """The adapter that loaded a run's training data, and its options (runs written before
-    config.yaml recorded the adapter fall back to report.json)."""
-    saved: dict[str, Any] = {}
-    if (run_dir / RUN_CONFIG).exists():
-        saved = yaml.safe_load((run_dir / RUN_CONFIG).read_text()) or {}
-    config = saved.get("config") or {}
-    adapter = saved.get("adapter")
-    if not adapter and (run_dir / REPORT).exists():
-        adapter = (json.loads((run_dir / REPORT).read_text()).get("data") or {}).get("adapter")
-    if not adapter and config.get("adapter") not in (None, "auto"):
-        adapter = config["adapter"]
-    return adapter, dict(config.get("adapter_options") or {})
 
 
 class Pipeline:
@@ -101,7 +88,12 @@ class Pipeline:
         owner = host.augmentations.entry(augmentation.name).plugin
         build = guarded(f"augmentation {augmentation.name!r}", owner, augmentation.build)
         self.train_transform = build(AugmentationContext(train=True, **ctx))  # type: ignore[arg-type]
-        self.eval_transform = build(AugmentationContext(train=False, **ctx))  # type: ignore[arg-type]
+        # Every run scores through the one eval view (tlcore.predict); an augmentation whose eval half
+        # differs would train for a view that no command shows the model, so it is refused here.
+        eval_ctx = AugmentationContext(train=False, **ctx)  # type: ignore[arg-type]
+        check_eval_half(augmentation.name, owner, build(eval_ctx), eval_ctx)
+        self.inputs = InputView(eval_view(pre, self.in_chans), self.in_chans, *self.normalization())
+        self.eval_transform = self.inputs.transform
         if hasattr(self.train_transform, "set_random_seed"):
             self.train_transform.set_random_seed(config.seed)
         self.head_spec = host.heads.get(config.head)
@@ -149,8 +141,9 @@ class Pipeline:
         return self.pre.mean, self.pre.std, 255.0
 
     def dataset(self, records: list[Record], train: bool = False) -> ImageDataset:
-        transform = self.train_transform if train else self.eval_transform
-        return ImageDataset(records, self.reader, transform, *self.normalization())
+        if not train:
+            return self.inputs.dataset(records, self.reader)
+        return ImageDataset(records, self.reader, self.train_transform, *self.normalization())
 
     def loader(self, records: list[Record]) -> DataLoader[Any]:
         return DataLoader(
@@ -284,7 +277,8 @@ def _augmented_views(pipe: Pipeline, cache: FeatureCache, timing: dict[str, Any]
             pipe.device,
             pipe.config.batch_size,
             pipe.workers,
-            view=f"-aug{pipe.config.augmentation}-s{pipe.config.seed}-v{view}",
+            # a plugin's augmentation is named owner/name: a "/" in a cache file name would be a folder
+            view=f"-aug{pipe.config.augmentation.replace('/', '--')}-s{pipe.config.seed}-v{view}",
             label=f"augmented view {view + 1}",
             show_progress=pipe.config.progress,
         )
@@ -411,7 +405,6 @@ def run_training(
         result = _probe(pipe, x_train, y_train, x["val"], y["val"], pipe.new_head(), objective)
         timing["head_fit_s"] = result.fit_seconds
         timing["head_epoch_s"] = result.epoch_seconds
-        val_proba, test_proba = result.predict_proba(x["val"]), result.predict_proba(x["test"])
         extra["head_history"] = result.history
         if result.head is not None:
             model = TransferModel(pipe.backbone, result.head)
@@ -468,14 +461,9 @@ def run_training(
         timing["epochs_run"] = len(fit.history)
         timing["train_images_per_s"] = fit.images_seen / max(fit.train_seconds, 1e-9)
         extra.update(best_epoch=fit.best_epoch, stopped_early=fit.stopped_early)
-        val_proba = objective.to_units(
-            predict_proba(model, val_loader, pipe.device, tta=config.tta, activate=objective.activate)
-        )
-        test_proba = objective.to_units(
-            predict_proba(model, pipe.loader(splits["test"]), pipe.device, tta=config.tta, activate=objective.activate)
-        )
         save_model(model, pipe.meta(config.head, objective), run_dir)
 
+    val_proba, test_proba = _score_saved_model(host, run_dir, config, prepared, timing)
     if "backbone_epoch_s" in timing and timing.get("head_epoch_s"):
         # One epoch of head training on cached features vs one epoch recomputing the backbone.
         timing["feature_cache_speedup_per_epoch"] = timing["backbone_epoch_s"] / timing["head_epoch_s"]
@@ -545,6 +533,21 @@ def run_training(
     run_outputs.write_run_outputs(run_dir, report, paths, y, {"val": val_proba, "test": test_proba})
     run_dirs.finish(run_dir)  # the last step: from here on the run is finished
     return report
+
+
+def _score_saved_model(
+    host: PluginHost, run_dir: Path, config: RunConfig, prepared: PreparedData, timing: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Val and test outputs of the model as saved, through the path every command takes (tlcore.predict):
+    report.json's scores are what `tl evaluate` reproduces. Images are read by the data's own reader, not
+    the decoded-image cache (shrunk copies for the epochs), as `tl evaluate` and `tl predict` read them."""
+    start = time.perf_counter()
+    model, meta = load_model(host, run_dir, finished=False)
+    predictor = Predictor.configured(model, meta, config, prepared.adapter, config.adapter_options)
+    splits, reader = prepared.dataset.splits, prepared.dataset.reader
+    val, test = (predictor.predict([r.path for r in splits[s]], reader) for s in ("val", "test"))
+    timing["score_s"] = time.perf_counter() - start
+    return val, test
 
 
 def read_run_config(run_dir: Path) -> dict[str, Any]:
