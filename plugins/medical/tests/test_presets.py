@@ -139,7 +139,7 @@ def test_a_multilabel_manifest_trains_with_the_chest_xray_preset(host: PluginHos
         edema, effusion = i % 2, (i // 2) % 2
         image = blobs(rng, bool(edema))
         image[:, :8] = 200 if effusion else 20  # a second, independent finding
-        name = f"patient{i // 2:05d}/study1/view1_frontal.png"
+        name = f"patient{i // 2:05d}/study{i % 2 + 1}/view1_frontal.png"  # two studies per patient
         (tmp_path / "cxr" / name).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(image).save(tmp_path / "cxr" / name)
         rows.append({"Path": name, "Edema": str(float(edema)), "Pleural Effusion": "-1.0" if i % 7 == 0 else
