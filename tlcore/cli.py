@@ -396,8 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="One JSON line per image. Classification: the top-k classes with probabilities. Multilabel: "
         "every label's probability and the labels at or above 0.5. Regression: values in the targets' units. "
         "Files are read through the adapter the run was trained with when it knows how (a DICOM is windowed, "
-        "a NIfTI volume gives one line per slice, as VOLUME::SLICE), else decoded like training images; .npy "
-        "arrays and multi-band TIFFs are read as stored. A folder stands for the files in it.",
+        "a NIfTI volume gives one line per slice, as VOLUME::SLICE, and such an address one line), else "
+        "decoded like training images; .npy arrays and multi-band TIFFs are read as stored. A folder stands "
+        "for the files in it. Scored on the run's device setting (a GPU when there is one).",
     )
     p.add_argument("run_dir")
     p.add_argument("images", nargs="+", help="image files, DICOMs, volumes, or folders of them")
