@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ from tlcore.run_dirs import read_run_settings, run_adapter
 from tlcore.specs import AugmentationContext, PredictionInputs, Record, source_file
 from tlcore.train.objective import Objective
 from tlcore.train.runtime import autocast, loader_options, pick_device, prepare_model, resolve_workers
+
+if TYPE_CHECKING:
+    from tlcore.data.prepare import PreparedData
 
 Reader = Callable[[str], np.ndarray]
 #: Wraps the eval view (``tl stress`` perturbs what the model sees): transform -> transform.
@@ -209,7 +212,7 @@ class SplitInputs:
 
     predictor: Predictor
     config: RunConfig
-    prepared: Any  # tlcore.data.prepare.PreparedData
+    prepared: PreparedData
     records: list[Record]
     warnings: list[str]
 
