@@ -6,12 +6,13 @@ size/0.875 + centre crop for evaluation), over a list of tlcore records.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 from tlcore.specs import Record
 
@@ -48,3 +49,59 @@ class PathDataset(Dataset[tuple[torch.Tensor, int]]):
         path, target = self.items[i]
         with Image.open(path) as img:
             return self.transform(img.convert("RGB")), target
+
+
+def pretrained_state(host: Any, config: Any) -> tuple[str, dict[str, torch.Tensor] | None]:
+    """The backbone's timm name and the ImageNet state dict tlcore would load (None: no weights; {}: the hub)."""
+    from safetensors.torch import load_file
+
+    from tlcore.models.weights import resolve_weights
+
+    spec = host.backbone(config.backbone)
+    source = resolve_weights(config.weights, spec.timm_name, spec.default_weights, spec.weights_file)
+    if source.kind == "file" and source.file is not None:
+        return spec.timm_name, load_file(str(source.file))
+    return spec.timm_name, None if source.kind == "none" else {}
+
+
+def plain_model(host: Any, config: Any, k: int) -> tuple[nn.Module, str, str]:
+    """``timm.create_model`` with ``k`` outputs and the preset's ImageNet weights, as a user would load them:
+    (model, timm name, where the weights came from)."""
+    import timm
+
+    timm_name, state = pretrained_state(host, config)
+    model = timm.create_model(timm_name, pretrained=state == {}, num_classes=k)
+    if state:
+        classifier = str(cast(dict[str, Any], model.pretrained_cfg).get("classifier", "classifier"))
+        missing, unexpected = model.load_state_dict(
+            {n: t for n, t in state.items() if not n.startswith(classifier)}, strict=False
+        )
+        assert not unexpected and all(n.startswith(classifier) for n in missing), (missing, unexpected)
+    origin = "tlcore's ImageNet file" if state else ("timm hub" if state == {} else "none")
+    return model, timm_name, origin
+
+
+def train_epoch(
+    model: nn.Module,
+    loader: DataLoader[Any],
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    device: torch.device,
+    stop: Callable[[], bool] = lambda: False,
+) -> bool:
+    """One epoch of the plain loop (cross-entropy, bf16 autocast on CUDA); True when ``stop`` ended it early."""
+    from tlcore.train.runtime import autocast
+
+    model.train()
+    loss_fn = nn.CrossEntropyLoss()
+    for x, y in loader:
+        if stop():
+            return True
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with autocast(device):
+            loss = loss_fn(model(x).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+    return False

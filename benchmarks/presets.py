@@ -186,10 +186,9 @@ def run_preset(job: Job, data: Path, work: Path, env: dict[str, str]) -> dict[st
 
 def run_plain(job: Job, data: Path) -> dict[str, Any]:
     import torch
-    from plain_baseline import PathDataset, plain_transforms
-    from time_to_accuracy import _pretrained_state, resolve_config
+    from plain_baseline import PathDataset, plain_model, plain_transforms, train_epoch
+    from time_to_accuracy import resolve_config
     from timm.data.config import resolve_data_config
-    from torch import nn
     from torch.utils.data import DataLoader
 
     from tlcore.data.prepare import prepare_data
@@ -206,16 +205,7 @@ def run_plain(job: Job, data: Path) -> dict[str, Any]:
     np.random.seed(job.seed)
     torch.manual_seed(job.seed)
     t0 = time.perf_counter()
-    import timm
-
-    timm_name, state = _pretrained_state(host, config)
-    model = timm.create_model(timm_name, pretrained=False, num_classes=len(classes))
-    if state:
-        classifier = str(model.pretrained_cfg.get("classifier", "classifier"))
-        missing, unexpected = model.load_state_dict(
-            {n: t for n, t in state.items() if not n.startswith(classifier)}, strict=False
-        )
-        assert not unexpected and all(n.startswith(classifier) for n in missing), (missing, unexpected)
+    model, timm_name, _ = plain_model(host, config, len(classes))
     model.to(device)
     data_cfg = resolve_data_config({}, model=model)
     size = int(data_cfg["input_size"][-1])
@@ -227,18 +217,9 @@ def run_plain(job: Job, data: Path) -> dict[str, Any]:
     )  # fmt: skip
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.05)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * len(train_loader))
-    loss_fn = nn.CrossEntropyLoss()
     for epoch in range(epochs):
-        model.train()
         e0 = time.perf_counter()
-        for x, y in train_loader:
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            with autocast(device):
-                loss = loss_fn(model(x).float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
+        train_epoch(model, train_loader, optimizer, scheduler, device)
         print(f"  plain: epoch {epoch + 1}/{epochs} in {time.perf_counter() - e0:.0f} s", flush=True)
 
     @torch.inference_mode()

@@ -48,7 +48,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import timm
@@ -62,7 +62,7 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from plain_baseline import PathDataset, plain_transforms
+from plain_baseline import PathDataset, plain_model, plain_transforms, train_epoch
 
 from tlcore.config import RunConfig, build_config, parse_overrides, preset_settings
 from tlcore.specs import Record
@@ -190,19 +190,6 @@ def run_tlcore(
 # -- plain: timm + torchvision + a hand-written loop, in this process --------------------------
 
 
-def _pretrained_state(host: Any, config: RunConfig) -> tuple[str, dict[str, torch.Tensor] | None]:
-    """The backbone's timm name and the ImageNet state dict tlcore would load (None: hub or none)."""
-    from safetensors.torch import load_file
-
-    from tlcore.models.weights import resolve_weights
-
-    spec = host.backbone(config.backbone)
-    source = resolve_weights(config.weights, spec.timm_name, spec.default_weights, spec.weights_file)
-    if source.kind == "file" and source.file is not None:
-        return spec.timm_name, load_file(str(source.file))
-    return spec.timm_name, None if source.kind == "none" else {}
-
-
 @torch.inference_mode()
 def _accuracy(model: nn.Module, loader: DataLoader[Any], device: torch.device) -> float:
     from tlcore.train.runtime import autocast
@@ -219,7 +206,7 @@ def _accuracy(model: nn.Module, loader: DataLoader[Any], device: torch.device) -
 
 def run_plain(host: Any, config: RunConfig, splits: dict[str, list[Record]], k: int, target: float,
               max_s: float, full_schedule: bool) -> dict[str, Any]:  # fmt: skip
-    from tlcore.train.runtime import autocast, pick_device, resolve_workers
+    from tlcore.train.runtime import pick_device, resolve_workers
 
     device = pick_device(config.device)
     workers = resolve_workers(None, device)
@@ -228,14 +215,7 @@ def run_plain(host: Any, config: RunConfig, splits: dict[str, list[Record]], k: 
     torch.manual_seed(config.seed)
     epochs_out: list[dict[str, Any]] = []
     t0 = time.perf_counter()
-    timm_name, state = _pretrained_state(host, config)
-    model = timm.create_model(timm_name, pretrained=state == {}, num_classes=k)
-    if state:
-        classifier = str(cast(dict[str, Any], model.pretrained_cfg).get("classifier", "classifier"))
-        missing, unexpected = model.load_state_dict(
-            {n: t for n, t in state.items() if not n.startswith(classifier)}, strict=False
-        )
-        assert not unexpected and all(n.startswith(classifier) for n in missing), (missing, unexpected)
+    model, timm_name, origin = plain_model(host, config, k)
     model.to(device)
     data_cfg = resolve_data_config({}, model=model)
     size = config.image_size or int(data_cfg["input_size"][-1])
@@ -259,23 +239,13 @@ def run_plain(host: Any, config: RunConfig, splits: dict[str, list[Record]], k: 
     val_loader = eval_loader("val")
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.05)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * len(train_loader))
-    loss_fn = nn.CrossEntropyLoss()
     stopped_by = "epochs"
     for epoch in range(config.epochs):
-        model.train()
         e0 = time.perf_counter()
-        for x, y in train_loader:
-            if time.perf_counter() - t0 > max_s:
-                stopped_by = "time"
-                break
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            with autocast(device):
-                loss = loss_fn(model(x).float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-        if stopped_by == "time":
+        if train_epoch(
+            model, train_loader, optimizer, scheduler, device, stop=lambda: time.perf_counter() - t0 > max_s
+        ):
+            stopped_by = "time"
             break
         acc = _accuracy(model, val_loader, device)
         elapsed = time.perf_counter() - t0
@@ -293,7 +263,7 @@ def run_plain(host: Any, config: RunConfig, splits: dict[str, list[Record]], k: 
     return {
         "command": "in process: see the module docstring (AdamW 3e-4/0.05, cosine, CE, full fine-tuning)",
         "timm_name": timm_name,
-        "weights": "tlcore's ImageNet file" if state else ("timm hub" if state == {} else "none"),
+        "weights": origin,
         "image_size": size,
         "mean": list(data_cfg["mean"]),
         "std": list(data_cfg["std"]),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,27 +20,19 @@ import torch
 from PIL import Image
 from torch import nn
 
+from tests import test_tasks
 from tests.test_tasks import TaskData, bands, squares
-from tlcore.config import RunConfig
 from tlcore.errors import ConfigError
 from tlcore.models.ensemble import FoldEnsemble
-from tlcore.plugins import PluginHost, reset_host
+from tlcore.plugins import PluginHost
 from tlcore.specs import LabeledDataset, Record
 from tlcore.train import folds as folds_module
 from tlcore.train.folds import assign_folds
-from tlcore.train.run import run_training
 
-BASE = {
-    "backbone": "test_resnet",
-    "weights": "none",
-    "image_size": 32,
-    "batch_size": 16,
-    "augmentation": "none",
-    "progress": False,
-    "bootstrap": 0,
-    "technique": "feature-extraction",
-    "head": "logistic-regression",
-}
+tl_with = test_tasks.tl_with  # the same fixture: `tl` in-process with this module's plugin host
+
+#: Feature extraction on test_tasks' tiny random model: a fold is a feature pass and a head fit.
+FE = {"technique": "feature-extraction", "head": "logistic-regression"}
 COLOURS = [(200, 40, 40), (40, 200, 40), (40, 40, 200)]
 
 
@@ -74,23 +66,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def train(world: dict[str, Any], name: str, run: str, **settings: Any) -> dict[str, Any]:
-    config = RunConfig(**{**BASE, "adapter": f"tasks/{name}", "cache_dir": str(world["cache"]), **settings})
-    return run_training(world["host"], config, str(world["datasets"][name].root), world["base"] / run, None)
-
-
-@pytest.fixture
-def tl_with(world: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[..., tuple[int, str]]]:
-    from tlcore.cli import main
-
-    def run(*argv: Any) -> tuple[int, str]:
-        reset_host(world["host"])
-        capsys.readouterr()
-        code = main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return code, out + err
-
-    yield run
-    reset_host(None)
+    return test_tasks.train(world, name, run, **{**FE, **settings})
 
 
 def _val_paths(fold_dir: Path) -> list[str]:
