@@ -23,7 +23,7 @@ import tlcore
 from tlcore.config import RunConfig, build_config
 from tlcore.data.dataset import channel_stats
 from tlcore.data.splits import ensure_splits
-from tlcore.data.transforms import light, standard
+from tlcore.data.transforms import light, standard, trivial
 from tlcore.errors import ConfigError, DataError, TlcoreError
 from tlcore.metrics.multilabel import multilabel_metrics
 from tlcore.metrics.regression import regression_metrics
@@ -462,7 +462,7 @@ def test_channel_stats_stream_a_bounded_sample(tmp_path: Path) -> None:
     assert channel_stats(records, read_npy, max_images=2)["images"] == 2
 
 
-@pytest.mark.parametrize("build", [standard, light])
+@pytest.mark.parametrize("build", [standard, light, trivial])
 def test_default_augmentations_keep_float_bands_in_their_units(build: Callable[..., Any]) -> None:
     rng = np.random.default_rng(2)
     for channels in (5, 3):
@@ -472,6 +472,23 @@ def test_default_augmentations_keep_float_bands_in_their_units(build: Callable[.
             out = pipeline(image=image)["image"]
             assert out.shape == (32, 32, channels) and out.dtype == np.float32
             assert out.max() > 500
+
+
+@pytest.mark.parametrize("channels", [1, 3, 5])
+def test_trivial_applies_one_operation_at_a_random_strength_to_8_bit_images(channels: int) -> None:
+    ramp = np.linspace(60, 180, 48, dtype=np.float32)  # smooth: resizing cannot overshoot to 250
+    image = np.repeat(np.tile(ramp, (40, 1))[..., None], channels, axis=2).astype(np.uint8)
+    pipeline = trivial(AugmentationContext((32, 32), train=True, channels=channels, params={"hflip": False}))
+    pipeline.set_random_seed(0)
+    outs = [pipeline(image=image)["image"] for _ in range(40)]
+    assert all(o.shape == (32, 32, channels) and o.dtype == np.uint8 for o in outs)
+    assert len({o.tobytes() for o in outs}) > 30
+    # Intensity operations (equalize, autocontrast, solarize...) reach 8-bit grey and RGB, not other bands:
+    assert any(int(o.max()) >= 250 for o in outs) == (channels in (1, 3))
+    again = trivial(AugmentationContext((32, 32), train=True, channels=channels, params={"hflip": False}))
+    again.set_random_seed(0)
+    assert all(np.array_equal(a, again(image=image)["image"]) for a in outs)  # seeded: a resumed run repeats it
+    assert trivial(AugmentationContext((32, 32), train=False, channels=channels)) is not None
 
 
 def test_unknown_loss_is_a_config_error() -> None:

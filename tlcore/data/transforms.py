@@ -61,6 +61,55 @@ def standard(ctx: AugmentationContext) -> A.Compose:
     return A.Compose(steps)
 
 
+class _UInt8Only(A.BaseCompose):  # type: ignore[misc]  # albumentations is untyped
+    """Applies its transform to uint8 images of 1 or 3 channels; passes any other array through."""
+
+    def __init__(self, transform: A.BasicTransform) -> None:
+        super().__init__([transform], p=1.0)
+
+    def __call__(self, *args: Any, force_apply: bool = False, **data: Any) -> dict[str, Any]:
+        image = data["image"]
+        if image.dtype != np.uint8 or image.shape[-1] not in (1, 3):
+            return data
+        out: dict[str, Any] = self.transforms[0](force_apply=force_apply, **data)
+        return out
+
+
+def trivial(ctx: AugmentationContext) -> A.Compose:
+    """TrivialAugment-style (Müller & Hutter, 2021): random resized crop and flip, then ONE operation drawn
+    uniformly from a wide pool, at a magnitude drawn uniformly from its range. One knob-free policy instead
+    of hand-tuned strengths. Intensity operations that need 8-bit grey or RGB (posterize, solarize,
+    equalize, autocontrast, sharpen) pass other data through; geometric ones apply to any array."""
+    if not ctx.train:
+        return eval_transform(ctx)
+    h, w = ctx.image_size
+    interp = INTERPOLATION.get(ctx.interpolation, cv2.INTER_CUBIC)
+    scale = tuple(ctx.params.get("scale", (0.35, 1.0)))
+    pool: list[A.BasicTransform] = [
+        A.NoOp(),
+        A.Affine(rotate=(-30, 30), interpolation=interp, p=1.0),
+        A.Affine(shear={"x": (-17, 17), "y": (0, 0)}, interpolation=interp, p=1.0),
+        A.Affine(shear={"x": (0, 0), "y": (-17, 17)}, interpolation=interp, p=1.0),
+        A.Affine(translate_percent={"x": (-0.15, 0.15), "y": (0, 0)}, p=1.0),
+        A.Affine(translate_percent={"x": (0, 0), "y": (-0.15, 0.15)}, p=1.0),
+        _UInt8Only(A.RandomBrightnessContrast(brightness_limit=(-0.45, 0.45), contrast_limit=0, p=1.0)),
+        _UInt8Only(A.RandomBrightnessContrast(brightness_limit=0, contrast_limit=(-0.45, 0.45), p=1.0)),
+        _UInt8Only(A.Sharpen(alpha=(0.1, 0.9), lightness=(0.8, 1.2), p=1.0)),
+        _UInt8Only(A.Posterize(num_bits=(2, 8), p=1.0)),
+        _UInt8Only(A.Solarize(threshold_range=(0.0, 1.0), p=1.0)),
+        _UInt8Only(A.Equalize(p=1.0)),
+        _UInt8Only(A.AutoContrast(p=1.0)),
+    ]
+    if ctx.channels == 3:
+        pool.append(PhotoColorJitter(brightness=0, contrast=0, saturation=(0.05, 1.95), hue=0, p=1.0))
+    steps: list[A.BasicTransform] = [A.RandomResizedCrop(size=(h, w), scale=scale, interpolation=interp)]
+    if ctx.params.get("hflip", True):
+        steps.append(A.HorizontalFlip(p=0.5))
+    if ctx.params.get("vflip", False):
+        steps.append(A.VerticalFlip(p=0.5))
+    return A.Compose([*steps, A.OneOf(pool, p=1.0)])
+
+
 def light(ctx: AugmentationContext) -> A.Compose:
     """Gentle: resize, small shift/scale/rotate and horizontal flip."""
     if not ctx.train:

@@ -12,6 +12,9 @@ DESCRIPTIONS = {
     "standard": "random resized crop, horizontal flip; mild colour jitter on 3-channel uint8 photos only "
     "(any channels, uint8 or float32)",
     "light": "gentle: resize, small shift/scale/rotate and horizontal flip (geometric only; any channels and dtype)",
+    "trivial": "TrivialAugment-style: random resized crop and flip, then one operation (rotate, shear, shift, "
+    "brightness, contrast, sharpness, posterize, solarize, equalize, autocontrast; saturation on photos) at a "
+    "random strength; params hflip (default true), vflip (false), scale",
     "none": "no augmentation: the eval preprocessing for training too (any channels and dtype)",
 }
 
