@@ -73,10 +73,8 @@ def test_cached_features_of_the_wrong_shape_are_recomputed_with_a_warning(
     assert len(report["timing"].get("feature_cache_hits", [])) == 1
 
 
-def test_a_damaged_feature_entry_that_cannot_be_replaced_names_tl_cache_clear(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from tlcore.errors import StorageError
+def feature_cache_entry(tmp_path: Path) -> tuple[Any, list[Any], Path]:
+    """A feature cache with one image's key: (cache, records, the path its entry will have)."""
     from tlcore.specs import Record
     from tlcore.train import features
 
@@ -86,6 +84,16 @@ def test_a_damaged_feature_entry_that_cannot_be_replaced_names_tl_cache_clear(
     cache = features.FeatureCache(tmp_path / "cache", {"model": "x"})
     entry = cache.dir / f"{features.content_key(records)}.npy"
     entry.parent.mkdir(parents=True)
+    return cache, records, entry
+
+
+def test_a_damaged_feature_entry_that_cannot_be_replaced_names_tl_cache_clear(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tlcore.errors import StorageError
+    from tlcore.train import features
+
+    cache, records, entry = feature_cache_entry(tmp_path)
     np.save(entry, np.zeros((4, 2), np.float32))  # four rows for one image
     monkeypatch.setattr(features, "compute_features", lambda *a, **k: np.ones((1, 2), dtype=np.float32))
 
@@ -102,15 +110,9 @@ def test_a_damaged_feature_entry_that_cannot_be_replaced_names_tl_cache_clear(
 def test_cached_features_of_another_dtype_or_rank_are_recomputed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tlcore.specs import Record
     from tlcore.train import features
 
-    image = tmp_path / "a.png"
-    image.write_bytes(b"bytes that key the cache")
-    records = [Record(str(image), 0)]
-    cache = features.FeatureCache(tmp_path / "cache", {"model": "x"})
-    entry = cache.dir / f"{features.content_key(records)}.npy"
-    entry.parent.mkdir(parents=True)
+    cache, records, entry = feature_cache_entry(tmp_path)
     monkeypatch.setattr(features, "compute_features", lambda *a, **k: np.ones((1, 2), dtype=np.float32))
     for wrong in (np.array(["text"]), np.zeros((1, 2, 2), np.float32), np.zeros(1, np.float32)):
         np.save(entry, wrong)

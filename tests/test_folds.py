@@ -21,10 +21,8 @@ from PIL import Image
 from torch import nn
 
 from tests import test_tasks
-from tests.test_tasks import TaskData, bands, squares
 from tlcore.errors import ConfigError
 from tlcore.models.ensemble import FoldEnsemble
-from tlcore.plugins import PluginHost
 from tlcore.specs import LabeledDataset, Record
 from tlcore.train import folds as folds_module
 from tlcore.train.folds import assign_folds
@@ -54,15 +52,7 @@ def patients(root: Path, rng: np.random.Generator) -> LabeledDataset:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     base = tmp_path_factory.mktemp("folds")
-    rng = np.random.default_rng(0)
-    datasets = {
-        "patients": patients(base / "patients", rng),
-        "squares": squares(base / "squares", rng),
-        "bands": bands(base / "bands", rng),
-    }
-    host = PluginHost(load_entrypoints=False)
-    assert host.add_plugin(TaskData(datasets), name="tasks")
-    return {"base": base, "host": host, "datasets": datasets, "cache": base / "cache"}
+    return test_tasks.make_world(base, {"patients": patients(base / "patients", np.random.default_rng(0))})
 
 
 def train(world: dict[str, Any], name: str, run: str, **settings: Any) -> dict[str, Any]:

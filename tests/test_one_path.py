@@ -21,7 +21,7 @@ from PIL import Image
 import tlcore
 import tlcore_medical
 from plugins.medical.tests.conftest import brain_volume, write_dicom, write_nifti
-from tests.test_tasks import BASE, TaskData, bands, brightness, squares
+from tests.test_tasks import BASE, make_world
 from tlcore.config import RunConfig
 from tlcore.errors import PluginError
 from tlcore.plugins import PluginHost, reset_host
@@ -81,17 +81,7 @@ def nifti_tree(root: Path, patients: int = 6) -> Path:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    base = tmp_path_factory.mktemp("one-path")
-    rng = np.random.default_rng(0)
-    datasets = {
-        "squares": squares(base / "squares", rng, missing=0.15),
-        "brightness": brightness(base / "brightness", rng),
-        "bands": bands(base / "bands", rng),
-    }
-    host = PluginHost(load_entrypoints=False)
-    assert host.add_plugin(TaskData(datasets), name="tasks")
-    assert host.add_plugin(tlcore_medical, name="medical")
-    return {"base": base, "host": host, "datasets": datasets, "runs": {}}
+    return make_world(tmp_path_factory.mktemp("one-path"), None, tlcore_medical)
 
 
 #: name -> (data, settings); the data is a generated dataset's name or a function writing a folder.

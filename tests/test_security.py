@@ -13,8 +13,8 @@ import pytest
 import torch
 import yaml
 
+from tests.test_cache_command import feature_cache_entry
 from tlcore.config import RunConfig
-from tlcore.specs import Record
 from tlcore.train import features
 
 Tl = Callable[..., tuple[int, str, str]]
@@ -59,12 +59,7 @@ def test_resume_from_a_state_file_carrying_code_is_refused(
 def test_a_pickled_feature_cache_entry_is_not_loaded_but_recomputed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    image = tmp_path / "a.png"
-    image.write_bytes(b"bytes that key the cache")
-    records = [Record(str(image), 0)]
-    cache = features.FeatureCache(tmp_path / "cache", {"model": "x"})
-    entry = cache.dir / f"{features.content_key(records)}.npy"
-    entry.parent.mkdir(parents=True)
+    cache, records, entry = feature_cache_entry(tmp_path)
     marker = tmp_path / "code-ran"
     np.save(entry, np.array([Payload(marker)], dtype=object), allow_pickle=True)  # a planted pickle
     monkeypatch.setattr(features, "compute_features", lambda *a, **k: np.ones((1, 4), dtype=np.float32))

@@ -135,18 +135,26 @@ class TaskData:
         return load
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    base = tmp_path_factory.mktemp("tasks")
+def make_world(base: Path, extra: Mapping[str, LabeledDataset] | None = None, *plugins: Any) -> dict[str, Any]:
+    """The three generated task datasets (and ``extra`` ones) behind an in-test plugin, on a fresh host
+    that also holds ``plugins``: what the task, fold and one-path tests train on."""
     rng = np.random.default_rng(0)
     datasets = {
         "squares": squares(base / "squares", rng, missing=0.15),
         "brightness": brightness(base / "brightness", rng),
         "bands": bands(base / "bands", rng),
+        **(extra or {}),
     }
     host = PluginHost(load_entrypoints=False)
     assert host.add_plugin(TaskData(datasets), name="tasks")
-    return {"base": base, "host": host, "datasets": datasets, "cache": base / "features"}
+    for plugin in plugins:
+        assert host.add_plugin(plugin, name=plugin.__name__.rsplit(".", 1)[-1].removeprefix("tlcore_"))
+    return {"base": base, "host": host, "datasets": datasets, "cache": base / "features", "runs": {}}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return make_world(tmp_path_factory.mktemp("tasks"))
 
 
 def train(world: dict[str, Any], name: str, run: str, **settings: Any) -> dict[str, Any]:
