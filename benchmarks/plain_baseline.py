@@ -90,7 +90,7 @@ def train_epoch(
     stop: Callable[[], bool] = lambda: False,
 ) -> bool:
     """One epoch of the plain loop (cross-entropy, bf16 autocast on CUDA); True when ``stop`` ended it early."""
-    from tlcore.train.runtime import autocast
+    from tlcore.runtime import autocast
 
     model.train()
     loss_fn = nn.CrossEntropyLoss()

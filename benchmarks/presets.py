@@ -193,7 +193,7 @@ def run_plain(job: Job, data: Path) -> dict[str, Any]:
 
     from tlcore.data.prepare import prepare_data
     from tlcore.metrics.classification import classification_metrics
-    from tlcore.train.runtime import autocast, pick_device, resolve_workers
+    from tlcore.runtime import autocast, pick_device, resolve_workers
 
     reference = SUITE[job.modality][job.dataset]
     host, config = resolve_config(reference, [f"seed={job.seed}"])

@@ -43,7 +43,7 @@ import timm
 from plain_baseline import plain_transforms
 
 from tlcore.config import RunConfig
-from tlcore.train.runtime import autocast
+from tlcore.runtime import autocast
 
 
 def _sync(device: torch.device) -> None:
@@ -159,10 +159,10 @@ def tlcore_paths(
     from tlcore.models.backbones import stage_groups
     from tlcore.models.transfer import TransferModel
     from tlcore.plugins import PluginHost
+    from tlcore.runtime import prepare_model
     from tlcore.train.features import FeatureCache
     from tlcore.train.finetune import fine_tune
     from tlcore.train.run import Pipeline
-    from tlcore.train.runtime import prepare_model
 
     host = PluginHost(load_entrypoints=False)
     # Two epochs: the first absorbs torch.compile and worker start-up; the second is the one reported.
@@ -243,7 +243,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 
-    from tlcore.train.runtime import pick_device, resolve_workers
+    from tlcore.runtime import pick_device, resolve_workers
 
     device = pick_device(args.device)
     workers = resolve_workers(args.workers, device)

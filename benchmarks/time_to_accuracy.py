@@ -192,7 +192,7 @@ def run_tlcore(
 
 @torch.inference_mode()
 def _accuracy(model: nn.Module, loader: DataLoader[Any], device: torch.device) -> float:
-    from tlcore.train.runtime import autocast
+    from tlcore.runtime import autocast
 
     model.eval()
     correct = total = 0
@@ -206,7 +206,7 @@ def _accuracy(model: nn.Module, loader: DataLoader[Any], device: torch.device) -
 
 def run_plain(host: Any, config: RunConfig, splits: dict[str, list[Record]], k: int, target: float,
               max_s: float, full_schedule: bool) -> dict[str, Any]:  # fmt: skip
-    from tlcore.train.runtime import pick_device, resolve_workers
+    from tlcore.runtime import pick_device, resolve_workers
 
     device = pick_device(config.device)
     workers = resolve_workers(None, device)

@@ -29,9 +29,9 @@ from tlcore.models.backbones import Preprocessing
 from tlcore.models.transfer import ModelMeta, TransferModel, load_model
 from tlcore.plugins import PluginHost
 from tlcore.run_dirs import read_run_settings, run_adapter
+from tlcore.runtime import autocast, loader_options, pick_device, prepare_model, resolve_workers
 from tlcore.specs import AugmentationContext, PredictionInputs, Record, source_file
 from tlcore.train.objective import Objective
-from tlcore.train.runtime import autocast, loader_options, pick_device, prepare_model, resolve_workers
 
 if TYPE_CHECKING:
     from tlcore.data.prepare import PreparedData

@@ -29,9 +29,9 @@ from tlcore.config import RunConfig
 from tlcore.data.prepare import PreparedData, prepare_data
 from tlcore.errors import ConfigError, TlcoreError
 from tlcore.plugins import PluginHost
+from tlcore.runtime import console
 from tlcore.specs import Record
 from tlcore.train.run import Pipeline
-from tlcore.train.runtime import console
 
 #: The offline ImageNet backbones plus a from-scratch control of the first one's architecture.
 OFFLINE_CANDIDATES = (

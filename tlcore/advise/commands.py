@@ -64,7 +64,7 @@ def cmd_advise(args: argparse.Namespace) -> int:
     from tlcore.config import build_config, preset_settings
     from tlcore.models.backbones import _hub_reachable
     from tlcore.plugins import get_host
-    from tlcore.train.runtime import console
+    from tlcore.runtime import console
 
     host = get_host()
     config = build_config(preset_settings(host.presets, "feature-extraction"), _overrides(args), "tl advise")
@@ -91,7 +91,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     from tlcore.advise.compare import CompareOptions, compare, parse_fractions, parse_methods
     from tlcore.plugins import get_host
-    from tlcore.train.runtime import console
+    from tlcore.runtime import console
 
     host = get_host()
     overrides = _overrides(args)

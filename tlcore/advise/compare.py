@@ -27,9 +27,9 @@ from tlcore.config import RunConfig, build_config, preset_settings
 from tlcore.data.prepare import PreparedData, prepare_data
 from tlcore.errors import ConfigError, TlcoreError
 from tlcore.plugins import PluginHost
+from tlcore.runtime import console
 from tlcore.specs import Record
 from tlcore.train.run import run_training
-from tlcore.train.runtime import console
 
 METHODS = ("scratch", "feature-extraction", "fine-tuning")
 DEFAULT_FRACTIONS = (0.05, 0.1, 0.25, 0.5, 1.0)

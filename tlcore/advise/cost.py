@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tlcore.train.runtime import autocast
+from tlcore.runtime import autocast
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ def _run_dir(path: str) -> Path:
 
 
 def _status(message: str) -> Any:
-    from tlcore.train.runtime import console
+    from tlcore.runtime import console
 
     return console.status(message)
 

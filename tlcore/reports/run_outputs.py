@@ -29,7 +29,7 @@ def write_run_outputs(
     ``outputs``: class probabilities (classification), label probabilities (multilabel) or predictions
     in the targets' units (regression), as the run evaluated them. Returns the files written.
     """
-    from tlcore.train.runtime import console
+    from tlcore.runtime import console
 
     started = time.perf_counter()
     data = report.get("data") or {}
@@ -64,7 +64,7 @@ def head_size_curve(
     seed: int,
 ) -> list[dict[str, Any]]:
     """:func:`training_size_curve` for ``report.json``; a failure is a warning and an empty curve."""
-    from tlcore.train.runtime import console
+    from tlcore.runtime import console
 
     try:
         return training_size_curve(fit, *train, *val, metrics, full=full, seed=seed)

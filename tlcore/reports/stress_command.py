@@ -20,7 +20,7 @@ def cmd_stress(args: argparse.Namespace) -> int:
     from tlcore.plugins import get_host
     from tlcore.predict import split_inputs
     from tlcore.reports import stress
-    from tlcore.train.runtime import progress
+    from tlcore.runtime import progress
 
     names = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
     host = get_host()
@@ -57,7 +57,7 @@ def cmd_stress(args: argparse.Namespace) -> int:
 def _print_table(report: dict[str, Any]) -> None:
     from rich.table import Table
 
-    from tlcore.train.runtime import console
+    from tlcore.runtime import console
 
     key = report["metric"]
     table = Table(title=f"{report['split']} split, {key.replace('_', ' ')} clean {report['clean'][key]:.3f}")

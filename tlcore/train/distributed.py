@@ -168,7 +168,7 @@ def session(config: RunConfig) -> Iterator[Context]:
         torch.cuda.set_device(local_rank)  # torch.device("cuda") now means this process's GPU
     dist.init_process_group(backend)
     if not ctx.is_main:
-        from tlcore.train.runtime import console
+        from tlcore.runtime import console
 
         config.progress = False
         console.quiet = True

@@ -27,8 +27,8 @@ from tlcore import io_atomic
 from tlcore.data.dataset import ImageDataset
 from tlcore.errors import StorageError
 from tlcore.models.inference import FoldedInference
+from tlcore.runtime import autocast, loader_options, progress
 from tlcore.specs import MEMBER_SEPARATOR, Record, source_file
-from tlcore.train.runtime import autocast, loader_options, progress
 
 
 def file_digest(path: str) -> str:

@@ -22,10 +22,10 @@ from tlcore.errors import ConfigError, WeightsError
 from tlcore.models.backbones import keep_frozen_bn_in_eval, set_trainable
 from tlcore.models.transfer import TransferModel
 from tlcore.predict import predict_proba
+from tlcore.runtime import autocast, console, loader_options, progress, seed_everything
 from tlcore.train import distributed
 from tlcore.train.objective import Objective
 from tlcore.train.probe import class_weights
-from tlcore.train.runtime import autocast, console, loader_options, progress, seed_everything
 
 CHECKPOINT = "checkpoint.safetensors"
 CHECKPOINT_STATE = "checkpoint_state.pt"

@@ -39,9 +39,9 @@ from tlcore.models.transfer import MODEL_META, load_meta
 from tlcore.plugins import PluginHost
 from tlcore.reports.predictions import PREDICTIONS, read_predictions
 from tlcore.run_dirs import FOLDS, REPORT, RUN_CONFIG
+from tlcore.runtime import console, seed_everything
 from tlcore.specs import Record
 from tlcore.train.objective import Objective, target_array
-from tlcore.train.runtime import console, seed_everything
 
 
 def _group(record: Record) -> str:

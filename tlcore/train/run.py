@@ -41,13 +41,7 @@ from tlcore.run_dirs import (
     check_same_data,
     check_same_settings,
 )
-from tlcore.specs import AugmentationContext, Backbone, HeadContext, Record
-from tlcore.train import distributed
-from tlcore.train.features import FeatureCache
-from tlcore.train.finetune import check_state_fits, fine_tune, load_resume_state
-from tlcore.train.objective import Objective, target_array
-from tlcore.train.probe import ProbeResult, fit_sklearn_head, fit_torch_head
-from tlcore.train.runtime import (
+from tlcore.runtime import (
     console,
     loader_options,
     pick_device,
@@ -55,6 +49,12 @@ from tlcore.train.runtime import (
     resolve_workers,
     seed_everything,
 )
+from tlcore.specs import AugmentationContext, Backbone, HeadContext, Record
+from tlcore.train import distributed
+from tlcore.train.features import FeatureCache
+from tlcore.train.finetune import check_state_fits, fine_tune, load_resume_state
+from tlcore.train.objective import Objective, target_array
+from tlcore.train.probe import ProbeResult, fit_sklearn_head, fit_torch_head
 
 REPORT = "report.json"
 
