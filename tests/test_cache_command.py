@@ -75,6 +75,7 @@ def test_cached_features_of_the_wrong_shape_are_recomputed_with_a_warning(
 
 def feature_cache_entry(tmp_path: Path) -> tuple[Any, list[Any], Path]:
     """A feature cache with one image's key: (cache, records, the path its entry will have)."""
+    from tlcore.data import digests
     from tlcore.specs import Record
     from tlcore.train import features
 
@@ -82,7 +83,7 @@ def feature_cache_entry(tmp_path: Path) -> tuple[Any, list[Any], Path]:
     image.write_bytes(b"bytes that key the cache")
     records = [Record(str(image), 0)]
     cache = features.FeatureCache(tmp_path / "cache", {"model": "x"})
-    entry = cache.dir / f"{features.content_key(records)}.npy"
+    entry = cache.dir / f"{digests.content_key(records)}.npy"
     entry.parent.mkdir(parents=True)
     return cache, records, entry
 

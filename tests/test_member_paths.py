@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tlcore.data.digests import content_key, file_digest
 from tlcore.specs import Record, source_file
-from tlcore.train.features import content_key, file_digest
 
 
 def test_member_addresses_hash_the_file_and_the_member(tmp_path: Path) -> None:

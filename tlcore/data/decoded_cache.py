@@ -33,10 +33,10 @@ import cv2
 import numpy as np
 
 from tlcore.data.dataset import as_model_input
+from tlcore.data.digests import content_key
 from tlcore.data.images import read_image
 from tlcore.runtime import console, progress
 from tlcore.specs import Record, read_rgb
-from tlcore.train.features import content_key
 
 FORMAT_VERSION = 2
 PIXELS = "pixels.u8"

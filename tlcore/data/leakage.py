@@ -91,7 +91,7 @@ class LeakageReport:
 def content_digest(path: str, reader: Callable[[str], np.ndarray]) -> str:
     """SHA-256 of a file's bytes (memoised), or of what ``reader`` decodes when ``path`` is not one file."""
     if os.path.isfile(path):
-        from tlcore.train.features import file_digest  # the feature cache's key: the same bytes hash
+        from tlcore.data.digests import file_digest  # the feature cache's key: the same bytes hash
 
         return file_digest(path)
     # Records of custom readers may name a folder (a DICOM series, ...): hash what it decodes to.
