@@ -817,7 +817,7 @@ SKIPPED = {
 
 @pytest.mark.parametrize("name", ACCEPTED)
 def test_accepted_images_are_converted_and_trained_on(name: str, accepted_run: dict[str, Any]) -> None:
-    from tlcore.data.images import read_image
+    from tlcore.images import read_image
 
     assert accepted_run["code"] == 0
     path = accepted_run["files"][name]

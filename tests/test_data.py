@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 
 from tlcore.data import csv_manifest, image_folder
-from tlcore.data.images import check_image, read_image
 from tlcore.data.prepare import screen_images
 from tlcore.data.splits import ensure_splits
 from tlcore.errors import DataError
+from tlcore.images import check_image, read_image
 from tlcore.plugins import PluginHost
 from tlcore.specs import LabeledDataset, Record
 

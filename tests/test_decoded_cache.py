@@ -198,7 +198,7 @@ def test_cold_and_warm_caches_give_the_same_run(
 
 
 def test_large_jpegs_decode_at_a_reduced_scale_that_still_covers_the_short_side(tmp_path: Path) -> None:
-    from tlcore.data.images import read_image
+    from tlcore.images import read_image
 
     rng = np.random.default_rng(3)
     smooth = np.kron(rng.integers(0, 256, (20, 27, 3), dtype=np.uint8), np.ones((30, 30, 1), np.uint8))[:, :800]

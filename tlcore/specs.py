@@ -45,7 +45,7 @@ def source_file(path: str) -> str:
 
 def read_rgb(path: str) -> np.ndarray:
     """Decode an image file to an ``HxWx3`` uint8 array (the default reader)."""
-    from tlcore.data.images import read_image
+    from tlcore.images import read_image
 
     return read_image(path)
 

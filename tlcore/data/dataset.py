@@ -118,7 +118,7 @@ def channel_stats(
 def read_for_prediction(path: str, channels: int) -> np.ndarray:
     """The reader ``tl predict`` uses: ``.npy`` arrays as stored, multi-band TIFFs through tifffile,
     other images decoded to ``channels`` (1 or 3)."""
-    from tlcore.data.images import read_image
+    from tlcore.images import read_image
 
     suffix = Path(path).suffix.lower()
     if suffix == ".npy":

@@ -34,7 +34,7 @@ import numpy as np
 
 from tlcore.data.dataset import as_model_input
 from tlcore.data.digests import content_key
-from tlcore.data.images import read_image
+from tlcore.images import read_image
 from tlcore.runtime import console, progress
 from tlcore.specs import Record, read_rgb
 

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tlcore.data.images import IMAGE_SUFFIXES
 from tlcore.errors import DataError, NoTrainSplitError
+from tlcore.images import IMAGE_SUFFIXES
 from tlcore.run_dirs import is_run_dir
 from tlcore.specs import SPLIT_NAMES, LabeledDataset, Record
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from tlcore.data.dataset import read_for_prediction
-from tlcore.data.images import IMAGE_SUFFIXES
 from tlcore.errors import DataError
+from tlcore.images import IMAGE_SUFFIXES
 from tlcore.plugins import PluginHost, guarded
 from tlcore.specs import MEMBER_SEPARATOR, PredictionInputs, source_file
 

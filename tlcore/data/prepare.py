@@ -12,10 +12,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from tlcore.config import RunConfig
-from tlcore.data.images import check_image
 from tlcore.data.leakage import LeakageReport, find_leakage
 from tlcore.data.splits import ensure_splits
 from tlcore.errors import DataError, TlcoreError, UnknownNameError
+from tlcore.images import check_image
 from tlcore.plugins import PluginHost
 from tlcore.specs import DatasetAdapter, LabeledDataset, Record, read_rgb
 

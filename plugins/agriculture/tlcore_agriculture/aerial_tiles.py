@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tlcore.data.images import read_image
 from tlcore.errors import ConfigError, DataError
+from tlcore.images import read_image
 from tlcore.specs import SPLIT_NAMES, LabeledDataset, Record
 from tlcore_agriculture.indices import append_indices, band_key, index_positions
 

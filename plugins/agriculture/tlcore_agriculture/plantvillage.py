@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from tlcore.data.image_folder import class_folders
-from tlcore.data.images import IMAGE_SUFFIXES
 from tlcore.errors import ConfigError, DataError, NoTrainSplitError
+from tlcore.images import IMAGE_SUFFIXES
 from tlcore.specs import SPLIT_NAMES, LabeledDataset, Record
 
 SEPARATOR = "___"

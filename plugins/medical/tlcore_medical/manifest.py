@@ -32,7 +32,7 @@ class ImageReader:
     channels: int = 1
 
     def __call__(self, path: str) -> np.ndarray:
-        from tlcore.data.images import read_image
+        from tlcore.images import read_image
 
         return read_image(path, channels=self.channels)
 
@@ -186,7 +186,7 @@ def detect(root: Path) -> bool:
 
 def predict_inputs(paths: list[Path], options: Mapping[str, Any], channels: int) -> PredictionInputs:
     """New files as a manifest's were read: all DICOM through the DICOM reader (the run's window), else images."""
-    from tlcore.data.images import IMAGE_SUFFIXES
+    from tlcore.images import IMAGE_SUFFIXES
     from tlcore_medical import dicom
 
     items = expand(paths, lambda p: dicom.is_dicom(p) or p.suffix.lower() in IMAGE_SUFFIXES)
