@@ -28,10 +28,10 @@ from tlcore.errors import ConfigError, DataError, TlcoreError
 from tlcore.metrics.multilabel import multilabel_metrics
 from tlcore.metrics.regression import regression_metrics
 from tlcore.models.heads import logistic_regression_head, svm_head
+from tlcore.models.objective import Objective
 from tlcore.models.transfer import ESTIMATOR_FILE, _load_estimator, load_meta
 from tlcore.plugins import PluginHost, reset_host
 from tlcore.specs import AugmentationContext, DatasetAdapter, HeadContext, LabeledDataset, Record
-from tlcore.train.objective import Objective
 from tlcore.train.probe import fit_sklearn_head
 from tlcore.train.run import run_training
 

@@ -26,12 +26,12 @@ from tlcore.data.dataset import ImageDataset, as_model_input, read_for_predictio
 from tlcore.data.prediction_inputs import prediction_inputs
 from tlcore.errors import DataError, NoTrainSplitError, TlcoreError
 from tlcore.models.backbones import Preprocessing
+from tlcore.models.objective import Objective
 from tlcore.models.transfer import ModelMeta, TransferModel, load_model
 from tlcore.plugins import PluginHost
 from tlcore.run_dirs import read_run_settings, run_adapter
 from tlcore.runtime import autocast, loader_options, pick_device, prepare_model, resolve_workers
 from tlcore.specs import AugmentationContext, PredictionInputs, Record, source_file
-from tlcore.train.objective import Objective
 
 if TYPE_CHECKING:
     from tlcore.data.prepare import PreparedData

@@ -37,6 +37,13 @@ class TransferModel(nn.Module):
         return self.head(self.backbone(x))
 
 
+def positive_proba(estimator: Any, x: np.ndarray) -> np.ndarray:
+    """P(label = 1) from a binary classifier, also one that only ever saw one class."""
+    classes = list(estimator.classes_)
+    proba = np.asarray(estimator.predict_proba(x))
+    return proba[:, classes.index(1)] if 1 in classes else np.zeros(len(x))
+
+
 class EstimatorHead(nn.Module):
     """Fitted scikit-learn head(s) as a module, returning what the task's activation expects.
 
@@ -56,8 +63,6 @@ class EstimatorHead(nn.Module):
             out = np.column_stack([np.asarray(e.predict(features), dtype=np.float64) for e in self.estimator])
             return torch.as_tensor(out, dtype=torch.float32).to(x.device)
         if self.task == "multilabel":
-            from tlcore.train.probe import positive_proba
-
             p = np.column_stack([positive_proba(e, features) for e in self.estimator])
             p = np.clip(p, 1e-7, 1 - 1e-7)
             return torch.as_tensor(np.log(p / (1 - p)), dtype=torch.float32).to(x.device)

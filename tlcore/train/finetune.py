@@ -20,11 +20,11 @@ from tlcore.config import RunConfig
 from tlcore.data.dataset import ImageDataset, reseed_worker
 from tlcore.errors import ConfigError, WeightsError
 from tlcore.models.backbones import keep_frozen_bn_in_eval, set_trainable
+from tlcore.models.objective import Objective
 from tlcore.models.transfer import TransferModel
 from tlcore.predict import predict_proba
 from tlcore.runtime import autocast, console, loader_options, progress, seed_everything
 from tlcore.train import distributed
-from tlcore.train.objective import Objective
 from tlcore.train.probe import class_weights
 
 CHECKPOINT = "checkpoint.safetensors"

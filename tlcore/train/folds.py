@@ -35,13 +35,13 @@ from tlcore.data.train_images import write_train_images
 from tlcore.errors import ConfigError
 from tlcore.metrics.intervals import multilabel_intervals
 from tlcore.metrics.operating_point import evaluation_sections
+from tlcore.models.objective import Objective, target_array
 from tlcore.models.transfer import MODEL_META, load_meta
 from tlcore.plugins import PluginHost
 from tlcore.reports.predictions import PREDICTIONS, read_predictions
 from tlcore.run_dirs import FOLDS, REPORT, RUN_CONFIG
 from tlcore.runtime import console, seed_everything
 from tlcore.specs import Record
-from tlcore.train.objective import Objective, target_array
 
 
 def _group(record: Record) -> str:

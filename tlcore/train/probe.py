@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from tlcore.config import RunConfig
-from tlcore.train.objective import Objective
+from tlcore.models.objective import Objective
+from tlcore.models.transfer import EstimatorHead, positive_proba
 
 
 @dataclass
@@ -37,8 +38,6 @@ class ProbeResult:
         assert self.estimator is not None
         if objective is None or objective.task == "classification":
             return np.asarray(self.estimator.predict_proba(features))
-        from tlcore.models.transfer import EstimatorHead
-
         with torch.inference_mode():
             logits = EstimatorHead(self.estimator, objective.task)(torch.from_numpy(features).float())
         return objective.to_units(objective.activate(logits).numpy())
@@ -203,10 +202,3 @@ def columns_to_linear(estimators: list[Any], in_features: int) -> nn.Module | No
             return None
         rows.append(affine)
     return _linear_layer(np.vstack([w for w, _ in rows]), np.concatenate([b for _, b in rows]))
-
-
-def positive_proba(estimator: Any, x: np.ndarray) -> np.ndarray:
-    """P(label = 1) from a binary classifier, also one that only ever saw one class."""
-    classes = list(estimator.classes_)
-    proba = np.asarray(estimator.predict_proba(x))
-    return proba[:, classes.index(1)] if 1 in classes else np.zeros(len(x))

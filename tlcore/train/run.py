@@ -29,6 +29,7 @@ from tlcore.errors import ConfigError, DataError
 from tlcore.metrics.intervals import multilabel_intervals
 from tlcore.metrics.operating_point import evaluation_sections
 from tlcore.models.backbones import Preprocessing, count_parameters, create_backbone, feature_dim, stage_groups
+from tlcore.models.objective import Objective, target_array
 from tlcore.models.transfer import MODEL_FILE, ModelMeta, TransferModel, load_model, save_model
 from tlcore.models.weights import WeightsSource, cache_root
 from tlcore.plugins import PluginHost, guarded
@@ -53,7 +54,6 @@ from tlcore.specs import AugmentationContext, Backbone, HeadContext, Record
 from tlcore.train import distributed
 from tlcore.train.features import FeatureCache
 from tlcore.train.finetune import check_state_fits, fine_tune, load_resume_state
-from tlcore.train.objective import Objective, target_array
 from tlcore.train.probe import ProbeResult, fit_sklearn_head, fit_torch_head
 
 REPORT = "report.json"
