@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -110,11 +111,15 @@ def _spread(reports: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 
 def _train_fold(
-    host: PluginHost, config: RunConfig, data: str, fold_dir: Path, preset: str | None, sub: PreparedData
+    host: PluginHost,
+    config: RunConfig,
+    data: str,
+    fold_dir: Path,
+    preset: str | None,
+    sub: PreparedData,
+    run_training: Callable[..., dict[str, Any]],
 ) -> dict[str, Any]:
     """Run fold ``fold_dir``; a finished one is kept (``--resume``), an interrupted one is continued."""
-    from tlcore.train.run import run_training
-
     if (fold_dir / REPORT).is_file() and not run_dirs.is_unfinished(fold_dir):
         return json.loads((fold_dir / REPORT).read_text())
     resumable = run_dirs.is_unfinished(fold_dir) and (fold_dir / run_dirs.CHECKPOINT_STATE).is_file()
@@ -130,10 +135,14 @@ def run_folds(
     data: str,
     run_dir: Path,
     preset: str | None,
+    run_training: Callable[..., dict[str, Any]],
     resume: bool = False,
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Train ``config.folds`` fold runs and write their ensemble's run directory. Returns its report."""
+    """Train ``config.folds`` fold runs and write their ensemble's run directory. Returns its report.
+
+    ``run_training`` trains one fold (tlcore.train.run passes itself: it is also what calls this, so the
+    fold loop takes it as an argument rather than importing its caller)."""
     started, started_at = time.perf_counter(), datetime.now(UTC)
     k = config.folds
     if resume:
@@ -176,7 +185,8 @@ def run_folds(
         fold_dir = run_dir / FOLDS / f"fold-{i + 1}"
         console.print(f"[bold]fold {i + 1}/{k}[/]: {len(train)} train, {len(val)} val images -> {fold_dir}")
         t0 = time.perf_counter()
-        reports.append(_train_fold(host, member_config, data, fold_dir, preset, _fold_data(prepared, train, val, i, k)))
+        sub = _fold_data(prepared, train, val, i, k)
+        reports.append(_train_fold(host, member_config, data, fold_dir, preset, sub, run_training))
         fold_seconds.append(time.perf_counter() - t0)
         members.append(fold_dir.relative_to(run_dir).as_posix())
         vals.append(val)

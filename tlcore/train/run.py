@@ -54,6 +54,7 @@ from tlcore.specs import AugmentationContext, Backbone, HeadContext, Record
 from tlcore.train import distributed
 from tlcore.train.features import FeatureCache
 from tlcore.train.finetune import check_state_fits, fine_tune, load_resume_state
+from tlcore.train.folds import run_folds
 from tlcore.train.probe import ProbeResult, fit_sklearn_head, fit_torch_head
 
 REPORT = "report.json"
@@ -324,9 +325,7 @@ def run_training(
     if config.folds >= 2:
         if prepared is not None:
             raise ConfigError("folds cannot be combined with data prepared by the caller", "set folds=0")
-        from tlcore.train.folds import run_folds
-
-        return run_folds(host, config, data, run_dir, preset, resume=resume, overwrite=overwrite)
+        return run_folds(host, config, data, run_dir, preset, run_training, resume=resume, overwrite=overwrite)
     started, started_at = time.perf_counter(), datetime.now(UTC)
     saved = read_run_config(run_dir) if resume else {}
     if resume:
