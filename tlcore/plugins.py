@@ -17,6 +17,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from importlib import import_module
 from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
 from typing import Any, TypeVar, cast
@@ -31,6 +32,12 @@ from tlcore.specs import Augmentation, Backbone, DatasetAdapter, Head, Perturbat
 
 ENTRY_POINT_GROUP = "tlcore"
 DEFAULT_PLUGIN_PREFIX = "tlcore."
+#: The core's own plugins, registered first and in this order. The host loads them by name, as it loads
+#: entry points: they build on tlcore.data and tlcore.models, which use the host, so it does not import them.
+DEFAULT_PLUGINS = tuple(
+    f"tlcore.default_plugins.{module}"
+    for module in ("datasets", "augmentations", "backbones", "heads", "presets", "perturbations")
+)
 T = TypeVar("T")
 
 
@@ -79,10 +86,8 @@ class PluginHost:
         self.pm.add_hookspecs(hookspecs)
         self._infos: dict[str, PluginInfo] = {}
         if default_plugins:
-            from tlcore.default_plugins import DEFAULT_PLUGINS
-
-            for module in DEFAULT_PLUGINS:
-                self.add_plugin(module, name=module.__name__, version=tlcore.__version__, default=True)
+            for name in DEFAULT_PLUGINS:
+                self.add_plugin(import_module(name), name=name, version=tlcore.__version__, default=True)
         if load_entrypoints:
             self.load_entrypoints()
 

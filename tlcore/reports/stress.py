@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from tlcore.data.perturbations import CHANGES
 from tlcore.errors import PluginError
-from tlcore.plugins import guarded
+from tlcore.plugins import DEFAULT_PLUGINS, guarded
 from tlcore.registry import Entry, Registry
 from tlcore.specs import Perturbation
 
@@ -41,15 +42,13 @@ def select(
     """The changes named; without names, the core's and ``extra`` (the run's ``stress_perturbations``: a
     plugin's change fits its modality only, so speckle is not run on radiographs unless asked for). The
     core's come in their catalogue order (resolution, compression, noise, exposure, framing), then the rest."""
-    from tlcore.default_plugins import perturbations as core
-
     if not names:
-        names = [e.name for e in registry if e.plugin == core.__name__] + list(extra)
+        names = [e.name for e in registry if e.plugin in DEFAULT_PLUGINS] + list(extra)
     chosen = [registry.entry(n) for n in dict.fromkeys(names)]
-    order = list(core.DESCRIPTIONS)
+    order = list(CHANGES)
 
     def key(entry: Entry[Perturbation]) -> tuple[int, int, str]:
-        own = entry.plugin == core.__name__ and entry.name in order
+        own = entry.plugin in DEFAULT_PLUGINS and entry.name in order
         return (0, order.index(entry.name), "") if own else (1, 0, entry.name)
 
     return sorted(chosen, key=key)
