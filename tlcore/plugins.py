@@ -31,7 +31,6 @@ from tlcore.registry import Registry
 from tlcore.specs import Augmentation, Backbone, DatasetAdapter, Head, Perturbation, Preset
 
 ENTRY_POINT_GROUP = "tlcore"
-DEFAULT_PLUGIN_PREFIX = "tlcore."
 #: The core's own plugins, registered first and in this order. The host loads them by name, as it loads
 #: entry points: they build on tlcore.data and tlcore.models, which use the host, so it does not import them.
 DEFAULT_PLUGINS = tuple(
