@@ -37,8 +37,9 @@ from tlcore.errors import ConfigError
 from tlcore.metrics.intervals import multilabel_intervals
 from tlcore.metrics.operating_point import evaluation_sections
 from tlcore.models.objective import Objective, target_array
-from tlcore.models.transfer import MODEL_META, load_meta
+from tlcore.models.transfer import MODEL_META, load_meta, load_model
 from tlcore.plugins import PluginHost
+from tlcore.predict import Predictor
 from tlcore.reports.predictions import PREDICTIONS, read_predictions
 from tlcore.run_dirs import FOLDS, REPORT, RUN_CONFIG
 from tlcore.runtime import console, seed_everything
@@ -190,11 +191,13 @@ def run_folds(
         fold_seconds.append(time.perf_counter() - t0)
         members.append(fold_dir.relative_to(run_dir).as_posix())
         vals.append(val)
-    return _write_ensemble(run_dir, run_id, config, prepared, preset, reports, members, vals, fold_seconds, started)
+    return _write_ensemble(
+        host, run_dir, run_id, config, prepared, preset, reports, members, vals, fold_seconds, started
+    )
 
 
 def _write_ensemble(
-    run_dir: Path, run_id: str, config: RunConfig, prepared: PreparedData, preset: str | None,
+    host: PluginHost, run_dir: Path, run_id: str, config: RunConfig, prepared: PreparedData, preset: str | None,
     reports: list[dict[str, Any]], members: list[str], vals: list[list[Record]], fold_seconds: list[float],
     started: float,
 ) -> dict[str, Any]:  # fmt: skip
@@ -203,17 +206,20 @@ def _write_ensemble(
     meta = load_meta(run_dir / members[0])
     objective = Objective.from_meta(meta)
     k_out = len(ds.classes)
-    # The members' own outputs, in the user's units: averaging them is what FoldEnsemble computes.
+    # Out-of-fold: each member's own scores of the fold it never saw, as its run wrote them.
     preds = [read_predictions(run_dir / m / PREDICTIONS, ds.task, ds.classes) for m in members]
     oof_records = [r for val in vals for r in val]
     oof = np.concatenate([p["val"].outputs for p in preds])
-    test_out = np.mean([p["test"].outputs for p in preds], axis=0)
     y = {
         "val": target_array(ds.task, oof_records, k_out),
         "test": target_array(ds.task, ds.splits["test"], k_out),
     }
     meta_out = {**asdict(meta), "run_id": run_id, "members": members}
     io_atomic.write_text(run_dir / MODEL_META, json.dumps(meta_out, indent=2))
+    # Test: the ensemble as saved, through the path every command takes, so `tl evaluate` reproduces it.
+    model, ensemble_meta = load_model(host, run_dir, finished=False)
+    predictor = Predictor.configured(model, ensemble_meta, config, prepared.adapter, config.adapter_options)
+    test_out = predictor.predict([r.path for r in ds.splits["test"]], ds.reader)
     first = reports[0]
     report: dict[str, Any] = {
         "run_id": run_id,
@@ -240,7 +246,7 @@ def _write_ensemble(
             ],
             "cv": _spread(reports),
             "val_is": "out-of-fold: each train+val image scored by the fold model that did not train on it",
-            "test_is": f"the average of the {len(members)} fold models' outputs",
+            "test_is": f"the {len(members)} fold models as one ensemble (their outputs averaged)",
         },
         "model": {**first["model"], "ensemble_of": len(members), "file": MODEL_META},
         "data": prepared.summary(),
