@@ -45,17 +45,18 @@ def eval_transform(ctx: AugmentationContext) -> A.Compose:
     return A.Compose([resize, A.CenterCrop(height=h, width=w)])
 
 
+def _random_resized_crop(ctx: AugmentationContext) -> A.RandomResizedCrop:
+    """The crop of the photo pipelines: 35-100 % of the image (``scale`` param), resized to the input size."""
+    scale = tuple(ctx.params.get("scale", (0.35, 1.0)))
+    interp = INTERPOLATION.get(ctx.interpolation, cv2.INTER_CUBIC)
+    return A.RandomResizedCrop(size=ctx.image_size, scale=scale, interpolation=interp)
+
+
 def standard(ctx: AugmentationContext) -> A.Compose:
     """Random resized crop, horizontal flip, and mild colour jitter on 3-channel uint8 photos."""
     if not ctx.train:
         return eval_transform(ctx)
-    h, w = ctx.image_size
-    interp = INTERPOLATION.get(ctx.interpolation, cv2.INTER_CUBIC)
-    scale = tuple(ctx.params.get("scale", (0.35, 1.0)))
-    steps: list[A.BasicTransform] = [
-        A.RandomResizedCrop(size=(h, w), scale=scale, interpolation=interp),
-        A.HorizontalFlip(p=0.5),
-    ]
+    steps: list[A.BasicTransform] = [_random_resized_crop(ctx), A.HorizontalFlip(p=0.5)]
     if ctx.channels == 3:
         steps.append(PhotoColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02, p=0.5))
     return A.Compose(steps)
@@ -82,9 +83,7 @@ def trivial(ctx: AugmentationContext) -> A.Compose:
     equalize, autocontrast, sharpen) pass other data through; geometric ones apply to any array."""
     if not ctx.train:
         return eval_transform(ctx)
-    h, w = ctx.image_size
     interp = INTERPOLATION.get(ctx.interpolation, cv2.INTER_CUBIC)
-    scale = tuple(ctx.params.get("scale", (0.35, 1.0)))
     pool: list[A.BasicTransform] = [
         A.NoOp(),
         A.Affine(rotate=(-30, 30), interpolation=interp, p=1.0),
@@ -102,7 +101,7 @@ def trivial(ctx: AugmentationContext) -> A.Compose:
     ]
     if ctx.channels == 3:
         pool.append(PhotoColorJitter(brightness=0, contrast=0, saturation=(0.05, 1.95), hue=0, p=1.0))
-    steps: list[A.BasicTransform] = [A.RandomResizedCrop(size=(h, w), scale=scale, interpolation=interp)]
+    steps: list[A.BasicTransform] = [_random_resized_crop(ctx)]
     if ctx.params.get("hflip", True):
         steps.append(A.HorizontalFlip(p=0.5))
     if ctx.params.get("vflip", False):
