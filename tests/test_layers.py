@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 #: The layers from lowest to highest; a module belongs to the layer of its longest matching prefix.
 #: A module may import its own layer or a lower one, never a higher one.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    # The plugin contract and what every floor uses: errors, specs, settings, files, runtime, the plugin host.
+    # The plugin contract and what every floor uses: errors, specs, settings, files, runtime, caches, the plugin host.
     (
         "base",
         (
@@ -30,6 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "tlcore.io_atomic",
             "tlcore.run_dirs",
             "tlcore.runtime",
+            "tlcore.cache",
             "tlcore.config",
             "tlcore.catalog",
             "tlcore.hookspecs",
@@ -47,8 +48,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("advise", ("tlcore.advise",)),
     # The core's own plugins: the host loads them by name, like any entry point, so nothing imports them.
     ("default_plugins", ("tlcore.default_plugins",)),
-    # Entry points: the command line (with the commands only it runs) and the pytest plugin; nothing imports them.
-    ("entry_points", ("tlcore.cli", "tlcore.cache_command", "tlcore.scaffold", "tlcore.testing")),
+    # Entry points: the command line (one module per command group) and the pytest plugin; nothing imports them.
+    ("entry_points", ("tlcore.cli", "tlcore.scaffold", "tlcore.testing")),
 ]
 RANK = {name: rank for rank, (name, _) in enumerate(LAYERS)}
 

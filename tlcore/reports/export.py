@@ -25,6 +25,8 @@ from tlcore import io_atomic
 from tlcore.errors import TlcoreError
 from tlcore.models.transfer import EstimatorHead, ModelMeta, TransferModel
 from tlcore.reports.explain import ModelInputs
+from tlcore.reports.predictions import PREDICTIONS, read_predictions
+from tlcore.reports.run_dir import REPORT, task_and_classes
 
 Format = Literal["onnx", "torchscript"]
 SUFFIX: dict[str, str] = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -100,6 +102,20 @@ def check_exportable(meta: ModelMeta, model: TransferModel) -> None:
             "train with head=linear, mlp or logistic-regression (saved as a linear layer), or export "
             "the backbone features with `tl extract`",
         )
+
+
+def recorded_test_images(run_dir: Path) -> list[str]:
+    """The test images the run recorded in its predictions file, for the parity check; none when the run
+    has no readable record of them (the check then runs on seeded noise)."""
+    report_path = run_dir / REPORT
+    if not ((run_dir / PREDICTIONS).is_file() and report_path.is_file()):
+        return []
+    task, classes = task_and_classes(json.loads(report_path.read_text()))
+    try:
+        split = read_predictions(run_dir / PREDICTIONS, task, classes).get("test")
+    except TlcoreError:
+        return []
+    return split.paths if split is not None else []
 
 
 def parity_batch(

@@ -345,6 +345,32 @@ def plot_predicted_vs_true(test: SplitPredictions, val: SplitPredictions | None,
     return _save(fig, path) if drawn else None
 
 
+# -- stress test -------------------------------------------------------------------------------
+
+
+def plot_stress(report: dict[str, Any], path: Path) -> Path:
+    """One horizontal bar per change (the headline metric under it), the clean score as a line; flagged red."""
+    key = report["metric"]
+    rows = [r for r in report["perturbations"] if r[key] is not None]
+    fig = _figure(6.5, 0.32 * len(rows) + 1.4)
+    ax = fig.add_subplot()
+    names = [r["name"] for r in rows][::-1]
+    values = [r[key] for r in rows][::-1]
+    colours = ["#c0392b" if r["flagged"] else "#2e86c1" for r in rows][::-1]
+    ax.barh(names, values, color=colours)
+    base = report["clean"][key]
+    if base is not None:
+        ax.axvline(base, color="black", linestyle="--", linewidth=1, label=f"clean {base:.3f}")
+        ax.legend(loc="lower right", fontsize=8)
+    shown = [*values, *([base] if base is not None else [])]
+    low, high = min(shown) - 0.05, min(1.0, max(shown) + 0.02)
+    # balanced accuracy and AUC live in [0, 1]; R² falls below 0 when a change ruins the fit
+    ax.set_xlim(low if key == "r2" else max(0.0, low), high)
+    ax.set_xlabel(f"{key.replace('_', ' ')} on the {report['split']} split (red: flagged)")
+    ax.set_title("Stress test: the same images acquired differently", fontsize=10)
+    return _save(fig, path)
+
+
 # -- all of them -------------------------------------------------------------------------------
 
 

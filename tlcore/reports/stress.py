@@ -14,7 +14,8 @@ images, the image's min-max for other data (bands, windowed scans), which is map
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from tlcore.errors import PluginError
 from tlcore.plugins import DEFAULT_PLUGINS, guarded
 from tlcore.registry import Entry, Registry
 from tlcore.specs import Perturbation
+
+if TYPE_CHECKING:
+    from tlcore.predict import SplitInputs
 
 #: A result is flagged when the headline metric falls by this much ...
 DROP_WARN = 0.03
@@ -77,8 +81,10 @@ def perturb(image: np.ndarray, entry: Entry[Perturbation]) -> np.ndarray:
     u = (image.astype(np.float32) - lo) / span
     changed = np.asarray(guarded(f"perturbation {entry.name!r}", entry.plugin, entry.item.apply)(u), dtype=np.float32)
     if changed.shape != u.shape:
-        raise PluginError(f"perturbation {entry.name!r} from plugin {entry.plugin!r} turned a {u.shape} image "
-                          f"into {changed.shape}", "a change keeps the image's shape")
+        raise PluginError(
+            f"perturbation {entry.name!r} from plugin {entry.plugin!r} turned a {u.shape} image into {changed.shape}",
+            "a change keeps the image's shape",
+        )
     out = np.clip(changed, 0.0, 1.0) * span + lo
     if image.dtype == np.uint8:
         return np.round(out).astype(np.uint8)
@@ -135,12 +141,38 @@ def summarise(
         rows.append(row)
     return {
         "metric": key,
-        "clean": {key: base, "metrics": {k: clean_metrics[k] for k in REPORTED if k in clean_metrics},
-                  **({"recall": base_recall} if base_recall else {})},
+        "clean": {
+            key: base,
+            "metrics": {k: clean_metrics[k] for k in REPORTED if k in clean_metrics},
+            **({"recall": base_recall} if base_recall else {}),
+        },
         "thresholds": {"drop": DROP_WARN, "changed": CHANGED_WARN, "class_recall_fall": RECALL_WARN},
         "perturbations": rows,
         "flagged": [r["name"] for r in rows if r["flagged"]],
     }
+
+
+def stress_split(
+    scoring: SplitInputs, chosen: Sequence[Entry[Perturbation]], split: str, show_progress: bool = True
+) -> dict[str, Any]:
+    """Score the split's images as they are, then under each change in ``chosen`` (one progress bar over
+    all of them, labelled with ``split``); returns :func:`summarise`'s report."""
+    from tlcore.runtime import progress
+
+    objective = scoring.predictor.objective
+    targets = objective.targets(scoring.records)
+    results = []
+    with progress(show_progress) as bar:
+        task = bar.add_task(f"stress ({len(scoring.records)} {split} images)", total=len(chosen) + 1, info="clean")
+        clean = scoring.predict()
+        bar.advance(task)
+        for entry in chosen:
+            bar.update(task, info=entry.name)
+            outputs = scoring.predict(view=partial(Perturbed, entry=entry))
+            results.append((entry, objective.metrics(targets, outputs), outputs))
+            bar.advance(task)
+        bar.update(task, info="done")
+    return summarise(scoring.predictor.meta.task, objective.metrics(targets, clean), clean, results)
 
 
 def warning_lines(report: dict[str, Any]) -> list[str]:
@@ -158,6 +190,8 @@ def warning_lines(report: dict[str, Any]) -> list[str]:
         worst = row.get("worst_class")
         if worst and worst["recall"] < worst["clean_recall"]:
             parts.append(f"{worst['class']} recall {worst['clean_recall']:.2f} -> {worst['recall']:.2f}")
-        lines.append(f"warning: {row['name']} ({row['description']}) {', '.join(parts)}: "
-                     "the model leans on it; add it to the augmentation or check how the data was collected")
+        lines.append(
+            f"warning: {row['name']} ({row['description']}) {', '.join(parts)}: "
+            "the model leans on it; add it to the augmentation or check how the data was collected"
+        )
     return lines

@@ -1,5 +1,5 @@
-"""``tl explain``, ``tl report`` and ``tl export``: the commands that turn a run directory into things people read
-and deploy. Registered on the ``tl`` parser by :func:`add_report_commands`; heavy imports happen inside."""
+"""``tl explain``, ``tl report`` and ``tl export``: the commands that turn a run directory into things people
+read and deploy. Heavy imports happen inside the commands."""
 
 from __future__ import annotations
 
@@ -10,26 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from tlcore import io_atomic
+from tlcore.cli import common
 from tlcore.errors import TlcoreError
-
-
-def _host() -> Any:
-    from tlcore.plugins import get_host
-
-    return get_host()
-
-
-def _run_dir(path: str) -> Path:
-    run_dir = Path(path)
-    if not run_dir.is_dir():
-        raise TlcoreError(f"run directory {run_dir} does not exist", "pass the --output of `tl train`")
-    return run_dir
-
-
-def _status(message: str) -> Any:
-    from tlcore.runtime import console
-
-    return console.status(message)
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -38,8 +20,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from tlcore.predict import Predictor
     from tlcore.reports.explain import Explainer, write_overlays
 
-    run_dir = _run_dir(args.run_dir)
-    host = _host()
+    run_dir = common.run_dir(args.run_dir)
+    host = common.host()
     predictor = Predictor.load(host, run_dir, device=torch.device("cpu"))  # Grad-CAM runs on the CPU
     # Read as `tl predict` reads them: the run's adapter (a DICOM windowed, VOLUME::SLICE), else decoded.
     inputs, warning = predictor.read_files(host, args.images)
@@ -53,7 +35,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         target = meta.classes.index(args.class_name)
     explainer = Explainer(predictor.model, meta, inputs.reader)
     output = Path(args.output) if args.output else run_dir / "explanations"
-    with _status(f"Grad-CAM of {len(inputs.items)} image(s)"):
+    with common.status(f"Grad-CAM of {len(inputs.items)} image(s)"):
         rows = write_overlays(explainer, inputs.items, output, target)
     for row in rows:
         print(json.dumps(row))
@@ -66,7 +48,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from tlcore.reports.predictions import PREDICTIONS, read_predictions
     from tlcore.reports.run_dir import load_report, task_and_classes
 
-    run_dir = _run_dir(args.run_dir)
+    run_dir = common.run_dir(args.run_dir)
     report = load_report(run_dir)
     task, classes = task_and_classes(report)
     output = Path(args.output) if args.output else run_dir / "report.html"
@@ -76,8 +58,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         _, warnings = write_plots(run_dir, report, read_predictions(run_dir / PREDICTIONS, task, classes))
         for warning in warnings:
             print(f"warning: {warning}", file=sys.stderr)
-    with _status("writing the report (Grad-CAM of the most confident errors)"):
-        write_report(run_dir, report, _host(), output, errors=args.errors)
+    with common.status("writing the report (Grad-CAM of the most confident errors)"):
+        write_report(run_dir, report, common.host(), output, errors=args.errors)
     print(f"wrote {output} ({output.stat().st_size / 1e6:.2f} MB, self-contained; open it in a browser)")
     return 0
 
@@ -86,35 +68,25 @@ def cmd_export(args: argparse.Namespace) -> int:
     import torch
 
     from tlcore.predict import Predictor
-    from tlcore.reports.export import SUFFIX, check_exportable, export_model
-    from tlcore.reports.predictions import PREDICTIONS, read_predictions
-    from tlcore.reports.run_dir import task_and_classes
+    from tlcore.reports.export import SUFFIX, check_exportable, export_model, recorded_test_images
 
-    run_dir = _run_dir(args.run_dir)
-    host = _host()
+    run_dir = common.run_dir(args.run_dir)
+    host = common.host()
     predictor = Predictor.load(host, run_dir, device=torch.device("cpu"))  # exported and checked on the CPU
     model, meta = predictor.model, predictor.meta
     check_exportable(meta, model)
     output = Path(args.output) if args.output else run_dir / f"model{SUFFIX[args.format]}"
     io_atomic.check_writable(output.parent)  # a read-only folder fails now, in one line, not after the export
-    test_images: list[str] = []
-    report_path = run_dir / "report.json"
-    if (run_dir / PREDICTIONS).is_file() and report_path.is_file():
-        task, classes = task_and_classes(json.loads(report_path.read_text()))
-        try:
-            split = read_predictions(run_dir / PREDICTIONS, task, classes).get("test")
-            test_images = split.paths if split is not None else []
-        except TlcoreError:
-            pass  # the parity check then runs on seeded noise
+    test_images = recorded_test_images(run_dir)
     # The test images are read as the run read them (its adapter: a DICOM windowed, a volume's slice).
     reader = predictor.reader_for(host, test_images[:8]) if test_images else None
-    with _status(f"exporting to {args.format} and checking it against PyTorch"):
+    with common.status(f"exporting to {args.format} and checking it against PyTorch"):
         result = export_model(model, meta, args.format, output, test_images, reader)
     print(json.dumps(result.as_dict()))
     return 0
 
 
-def add_report_commands(sub: Any) -> None:
+def add_commands(sub: Any) -> None:
     """Add ``explain``, ``report`` and ``export`` to the ``tl`` subcommand parser ``sub``."""
     p = sub.add_parser(
         "explain",

@@ -9,42 +9,27 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from tlcore import io_atomic
+from tlcore.cli import common
 
 
 def cmd_stress(args: argparse.Namespace) -> int:
-    from tlcore.plugins import get_host
     from tlcore.predict import split_inputs
     from tlcore.reports import stress
-    from tlcore.runtime import progress
+    from tlcore.reports.plots import plot_stress
 
     names = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
-    host = get_host()
+    host = common.host()
     scoring = split_inputs(host, Path(args.run_dir), args.data, args.split, args.set or [])
     for line in scoring.warnings:
         print(f"warning: {line}", file=sys.stderr)
-    run_dir, records, prepared = Path(args.run_dir), scoring.records, scoring.prepared
+    run_dir = Path(args.run_dir)
     chosen = stress.select(host.perturbations, names, scoring.config.stress_perturbations)
-    objective = scoring.predictor.objective
-    targets = objective.targets(records)
-    results = []
-    with progress(not args.quiet) as bar:
-        task = bar.add_task(f"stress ({len(records)} {args.split} images)", total=len(chosen) + 1, info="clean")
-        clean = scoring.predict()
-        bar.advance(task)
-        for entry in chosen:
-            bar.update(task, info=entry.name)
-            outputs = scoring.predict(view=partial(stress.Perturbed, entry=entry))
-            results.append((entry, objective.metrics(targets, outputs), outputs))
-            bar.advance(task)
-        bar.update(task, info="done")
-    meta = scoring.predictor.meta
-    report = stress.summarise(meta.task, objective.metrics(targets, clean), clean, results)
-    report = {"run": str(run_dir), "data": prepared.summary(), "split": args.split, **report}
+    report = stress.stress_split(scoring, chosen, args.split, show_progress=not args.quiet)
+    report = {"run": str(run_dir), "data": scoring.prepared.summary(), "split": args.split, **report}
     io_atomic.write_text(run_dir / f"stress-{args.split}.json", json.dumps(report, indent=2))
     plot = plot_stress(report, run_dir / f"stress-{args.split}.png")
     _print_table(report)
@@ -77,32 +62,8 @@ def _print_table(report: dict[str, Any]) -> None:
     console.print(table)
 
 
-def plot_stress(report: dict[str, Any], path: Path) -> Path:
-    """One horizontal bar per change (the headline metric under it), the clean score as a line; flagged red."""
-    from tlcore.reports.plots import _figure, _save
-
-    key = report["metric"]
-    rows = [r for r in report["perturbations"] if r[key] is not None]
-    fig = _figure(6.5, 0.32 * len(rows) + 1.4)
-    ax = fig.add_subplot()
-    names = [r["name"] for r in rows][::-1]
-    values = [r[key] for r in rows][::-1]
-    colours = ["#c0392b" if r["flagged"] else "#2e86c1" for r in rows][::-1]
-    ax.barh(names, values, color=colours)
-    base = report["clean"][key]
-    if base is not None:
-        ax.axvline(base, color="black", linestyle="--", linewidth=1, label=f"clean {base:.3f}")
-        ax.legend(loc="lower right", fontsize=8)
-    shown = [*values, *([base] if base is not None else [])]
-    low, high = min(shown) - 0.05, min(1.0, max(shown) + 0.02)
-    # balanced accuracy and AUC live in [0, 1]; R² falls below 0 when a change ruins the fit
-    ax.set_xlim(low if key == "r2" else max(0.0, low), high)
-    ax.set_xlabel(f"{key.replace('_', ' ')} on the {report['split']} split (red: flagged)")
-    ax.set_title("Stress test: the same images acquired differently", fontsize=10)
-    return _save(fig, path)
-
-
-def add_stress_command(sub: Any) -> None:
+def add_commands(sub: Any) -> None:
+    """Add ``stress`` to the ``tl`` subcommand parser ``sub``."""
     from tlcore.reports.stress import CHANGED_WARN, DROP_WARN, RECALL_WARN
 
     p = sub.add_parser(

@@ -1,10 +1,12 @@
-"""The ``tl advise`` and ``tl compare`` commands (argument parsing and printing; the work is elsewhere)."""
+"""``tl advise`` and ``tl compare``: argument parsing and printing; the work is in :mod:`tlcore.advise`."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 from typing import Any
+
+from tlcore.cli import common
 
 ADVISE_EPILOG = """\
 candidates: comma-separated backbone[@weights]; weights is default, hub, none (from scratch) or a file.
@@ -63,10 +65,9 @@ def cmd_advise(args: argparse.Namespace) -> int:
     from tlcore.advise.report import print_advice
     from tlcore.config import build_config, preset_settings
     from tlcore.models.backbones import _hub_reachable
-    from tlcore.plugins import get_host
     from tlcore.runtime import console
 
-    host = get_host()
+    host = common.host()
     config = build_config(preset_settings(host.presets, "feature-extraction"), _overrides(args), "tl advise")
     candidates = parse_candidates(args.candidates, hub_reachable=not args.candidates and _hub_reachable())
     epochs = int(preset_settings(host.presets, "fine-tuning").get("epochs", 15))
@@ -90,10 +91,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from tlcore.advise.compare import CompareOptions, compare, parse_fractions, parse_methods
-    from tlcore.plugins import get_host
     from tlcore.runtime import console
 
-    host = get_host()
+    host = common.host()
     overrides = _overrides(args)
     progress = overrides.pop("progress", True)
     options = CompareOptions(
@@ -128,8 +128,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_advise_commands(sub: Any) -> None:
-    """Register ``advise`` and ``compare`` on the ``tl`` subcommand parser."""
+def add_commands(sub: Any) -> None:
+    """Add ``advise`` and ``compare`` to the ``tl`` subcommand parser ``sub``."""
     p = sub.add_parser(
         "advise",
         help="which backbone, and feature extraction or fine-tuning? scores candidates on your data",

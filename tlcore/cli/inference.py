@@ -1,0 +1,170 @@
+"""``tl evaluate``, ``tl predict`` and ``tl extract``: a trained run (or a backbone) applied to images."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from tlcore import io_atomic
+from tlcore.cli import common
+from tlcore.cli.common import SUMMARY_KEYS
+
+ADAPT_BN_HELP = (
+    "images from another site (scanner, hospital, camera): first re-estimate the BatchNorm statistics on "
+    "these images (AdaBN; no labels read, no weight trained; needs at least 16 images)"
+)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from tlcore.predict import split_inputs
+
+    scoring = split_inputs(common.host(), Path(args.run_dir), args.data, args.split, args.set or [], args.strict)
+    for line in scoring.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    outputs = scoring.predict(adapt_bn=args.adapt_bn)
+    objective, records = scoring.predictor.objective, scoring.records
+    metrics = objective.metrics(objective.targets(records), outputs)
+    run_dir = Path(args.run_dir)
+    out: dict[str, Any] = {"run": str(run_dir), "data": scoring.prepared.summary(), "split": args.split,
+                           "metrics": metrics}  # fmt: skip
+    name = f"evaluation-{args.split}.json"
+    if args.adapt_bn:
+        # Transductive: the split's own images set the statistics. Kept apart from the plain evaluation.
+        out["adapted_batchnorm"] = {
+            "images": len(records),
+            "from": f"the {args.split} split's images",
+            "labels_used": False,
+        }
+        name = f"evaluation-{args.split}-adapted-bn.json"
+    io_atomic.write_text(run_dir / name, json.dumps(out, indent=2))
+    print(json.dumps({k: metrics.get(k) for k in ("n", *SUMMARY_KEYS.get(scoring.predictor.meta.task, ()))}))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from tlcore.predict import Predictor
+
+    host = common.host()
+    predictor = Predictor.load(host, Path(args.run_dir))
+    inputs, warning = predictor.read_files(host, args.images)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    proba = predictor.predict(inputs.items, inputs.reader, adapt_bn=args.adapt_bn)
+    meta = predictor.meta
+    if meta.task != "classification":
+        for item, row in zip(inputs.items, proba, strict=True):
+            print(json.dumps({"image": item, **_task_prediction(meta, row)}))
+        return 0
+    k = min(args.top_k, len(meta.classes))
+    for item, row in zip(inputs.items, proba, strict=True):
+        top = row.argsort()[::-1][:k]
+        print(
+            json.dumps(
+                {
+                    "image": item,
+                    "predictions": [{"label": meta.classes[i], "probability": round(float(row[i]), 6)} for i in top],
+                }
+            )
+        )
+    return 0
+
+
+def _task_prediction(meta: Any, row: Any) -> dict[str, Any]:
+    """Multilabel: every label's probability and those at or above 0.5; regression: values in the targets' units."""
+    if meta.task == "multilabel":
+        probabilities = {label: round(float(p), 6) for label, p in zip(meta.classes, row, strict=True)}
+        return {"probabilities": probabilities, "labels": [k for k, p in probabilities.items() if p >= 0.5]}
+    return {"values": {name: float(v) for name, v in zip(meta.classes, row, strict=True)}}
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from tlcore.data.prepare import prepare_data
+    from tlcore.train.run import Pipeline
+
+    host = common.host()
+    config = common.config(host, "feature-extraction", args.set or [])
+    prepared = prepare_data(host, args.data, config)
+    pipe = Pipeline(host, config, prepared)
+    cache = pipe.feature_cache()
+    arrays: dict[str, Any] = {"classes": np.array(prepared.dataset.classes)}
+    for split, records in prepared.dataset.splits.items():
+        out = cache.extract(
+            pipe.backbone,
+            records,
+            pipe.dataset(records),
+            pipe.device,
+            config.batch_size,
+            pipe.workers,
+            label=f"features {split}",
+            show_progress=config.progress,
+        )
+        arrays[f"{split}_features"] = out.features
+        arrays[f"{split}_targets"] = np.array([r.target for r in records])
+        arrays[f"{split}_paths"] = np.array([r.path for r in records])
+    output = Path(args.output)
+    io_atomic.ensure_dir(output.parent)
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as fh:  # a file object: numpy would append .npz to a bare name
+            np.savez_compressed(fh, **arrays)
+
+    io_atomic.atomic_write(output, write)
+    shapes = {k: list(v.shape) for k, v in arrays.items() if k.endswith("_features")}
+    print(
+        json.dumps(
+            {
+                "output": str(output),
+                "backbone": pipe.backbone_spec.name,
+                "weights": pipe.weights.origin,
+                "shapes": shapes,
+            }
+        )
+    )
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    """Add ``evaluate``, ``predict`` and ``extract`` to the ``tl`` subcommand parser ``sub``."""
+    p = sub.add_parser("evaluate", help="evaluate a trained run on a dataset split")
+    p.add_argument("run_dir")
+    p.add_argument("--data", help="dataset (default: the one it was trained on)")
+    p.add_argument(
+        "--split",
+        default="test",
+        help="train, val, test, or all: every image of --data (an external site's <class>/ folders)",
+    )
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a data setting")
+    p.add_argument("--adapt-bn", action="store_true", help=ADAPT_BN_HELP + " (writes evaluation-SPLIT-adapted-bn.json)")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail if the images scored include the run's own training images, or the data was changed to load",
+    )
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "predict",
+        help="predict images with a trained run (JSON lines: top-k classes, per-label probabilities, or values)",
+        description="One JSON line per image. Classification: the top-k classes with probabilities. Multilabel: "
+        "every label's probability and the labels at or above 0.5. Regression: values in the targets' units. "
+        "Files are read through the adapter the run was trained with when it knows how (a DICOM is windowed, "
+        "a NIfTI volume gives one line per slice, as VOLUME::SLICE, and such an address one line), else "
+        "decoded like training images; .npy arrays and multi-band TIFFs are read as stored. A folder stands "
+        "for the files in it. Scored on the run's device setting (a GPU when there is one).",
+    )
+    p.add_argument("run_dir")
+    p.add_argument("images", nargs="+", help="image files, DICOMs, volumes, or folders of them")
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--adapt-bn", action="store_true", help=ADAPT_BN_HELP)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("extract", help="extract backbone features of a dataset to an .npz file (cached)")
+    p.add_argument("--data", required=True)
+    p.add_argument("--output", "-o", required=True, help="output .npz")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="e.g. backbone=tf_efficientnet_lite2")
+    p.set_defaults(func=cmd_extract)

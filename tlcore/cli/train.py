@@ -1,0 +1,121 @@
+"""``tl train``: train a preset on a dataset (or resume a run), print its summary; the settings help."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from tlcore.cli import common
+from tlcore.cli.common import SUMMARY_KEYS
+from tlcore.errors import TlcoreError
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tlcore.train.run import read_run_config, run_training
+
+    host = common.host()
+    common.warn_failed_plugins(host)
+    if args.resume:
+        if args.overwrite:
+            raise TlcoreError("--resume continues a run, --overwrite replaces it", "pass one of them")
+        run_dir = Path(args.resume)
+        saved = read_run_config(run_dir)
+        config = common.config(host, None, args.set or [], base=saved["config"])
+        data, preset = args.data or saved["data"], saved.get("preset")
+    else:
+        if not args.preset or not args.data:
+            raise TlcoreError("tl train needs --preset and --data (or --resume RUN_DIR)", "see tl train --help")
+        folds = [f"folds={args.folds}"] if args.folds is not None else []
+        config = common.config(host, args.preset, [*(args.set or []), *folds])
+        data, preset = args.data, args.preset
+        run_dir = Path(args.output or f"runs/{Path(str(data)).name}-{preset.replace('/', '-')}")
+    if args.quiet:
+        config.progress = False
+    if args.strict:
+        config.strict = True
+    from tlcore.train import distributed
+
+    with distributed.session(config) as dist:  # under torchrun: one process per GPU/worker, rank 0 reports
+        report = run_training(host, config, data, run_dir, preset, resume=bool(args.resume), overwrite=args.overwrite)
+    if dist.is_main:
+        _print_summary(report, run_dir)
+    return 0
+
+
+def _scores(metrics: dict[str, Any], task: str) -> str:
+    values = ((k, metrics.get(k)) for k in SUMMARY_KEYS.get(task, SUMMARY_KEYS["classification"]))
+    return ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in values if v is not None)
+
+
+def _print_summary(report: dict[str, Any], run_dir: Path) -> None:
+    test, val = report["test"], report["val"]
+    task = report.get("task", {}).get("task", "classification")
+    if task == "classification":
+        auc = f", auc {test['auc']:.3f}" if test.get("auc") is not None else ""
+        scores = (
+            f"val accuracy {val['accuracy']:.3f} | test accuracy {test['accuracy']:.3f}, "
+            f"balanced {test['balanced_accuracy']:.3f}, macro-F1 {test['macro_f1']:.3f}{auc}"
+        )
+    else:
+        scores = f"{task} | val {_scores(val, task)} | test {_scores(test, task)}"
+    print(f"{scores} | {report['timing']['total_s']:.0f} s | weights: {report['model']['weights']['origin']}")
+    folds = report.get("folds")
+    if folds:  # the CV estimate, then where the ensemble's members are
+        cv = folds["cv"]
+        spread = ", ".join(f"{k.replace('_', ' ')} {v['mean']:.3f} ± {v['std']:.3f}" for k, v in cv.items()
+                           if k in SUMMARY_KEYS.get(task, ()))  # fmt: skip
+        print(f"{folds['k']}-fold CV (val, mean ± sd over folds): {spread}; test is the {folds['k']}-model ensemble")
+        print(f"run written to {run_dir} (report.json, model.json naming the fold runs in {run_dir}/folds)")
+        return
+    print(f"run written to {run_dir} (report.json, model.safetensors, metrics)")
+
+
+def settings_help() -> str:
+    from tlcore.config import RunConfig, value_range
+
+    lines = ["settings for --set key=value (values are YAML):"]
+    for name, field in RunConfig.model_fields.items():
+        default = field.default if field.default_factory is None else field.default_factory()  # type: ignore[call-arg]
+        bounds = value_range(field)
+        about = "; ".join(part for part in (field.description, f"range {bounds}" if bounds else "") if part)
+        lines.append(f"  {name:<20} default {default!r:<24} {about}")
+    return "\n".join(lines)
+
+
+def add_commands(sub: Any) -> None:
+    """Add ``train`` to the ``tl`` subcommand parser ``sub``."""
+    p = sub.add_parser(
+        "train",
+        help="train a preset on a dataset",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train a preset recipe. The run directory receives config.yaml, metrics.csv, "
+        "model.safetensors + model.json and report.json.",
+        epilog=settings_help(),
+    )
+    p.add_argument("--preset", help="recipe name (tl list presets): feature-extraction, fine-tuning, or a plugin's")
+    p.add_argument("--data", help="image folder, CSV manifest, or catalogue dataset name (tl list datasets)")
+    p.add_argument("--output", "-o", help="run directory (default runs/<data>-<preset>)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted fine-tuning run")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run in --output (its files are removed first; a folder that holds other files is refused)",
+    )
+    p.add_argument(
+        "--folds",
+        type=int,
+        metavar="K",
+        help="grouped K-fold cross-validation on train+val (patients never split): K fold runs under "
+        "RUN/folds/, the CV score with its spread in report.json, and the K models used as one ensemble by "
+        "predict, evaluate, stress and export (same as --set folds=K)",
+    )
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail if a group or a (near-)duplicate image is in two splits, a split lacks a class, or loading "
+        "the data left out, merged or de-duplicated anything (rows, folders, labels)",
+    )
+    p.set_defaults(func=cmd_train)
