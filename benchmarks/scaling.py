@@ -36,7 +36,7 @@ def one(data: str, images: int, batch_size: int) -> dict[str, float]:
     from tlcore.data.prepare import prepare_data
     from tlcore.plugins import PluginHost
     from tlcore.train.features import FeatureCache
-    from tlcore.train.run import Pipeline
+    from tlcore.train.pipeline import Pipeline
 
     host = PluginHost(load_entrypoints=False)
     config = RunConfig(technique="feature-extraction", batch_size=batch_size, progress=False)
@@ -77,7 +77,7 @@ def one_decoded(data: str, images: int, batch_size: int) -> dict[str, float]:
     from tlcore.data.prepare import prepare_data
     from tlcore.plugins import PluginHost
     from tlcore.specs import Record
-    from tlcore.train.run import Pipeline
+    from tlcore.train.pipeline import Pipeline
 
     host = PluginHost(load_entrypoints=False)
     with tempfile.TemporaryDirectory() as tmp:

@@ -162,7 +162,7 @@ def tlcore_paths(
     from tlcore.runtime import prepare_model
     from tlcore.train.features import FeatureCache
     from tlcore.train.finetune import fine_tune
-    from tlcore.train.run import Pipeline
+    from tlcore.train.pipeline import Pipeline
 
     host = PluginHost(load_entrypoints=False)
     # Two epochs: the first absorbs torch.compile and worker start-up; the second is the one reported.

@@ -158,7 +158,7 @@ def test_an_overwrite_interrupted_after_its_config_leaves_a_marked_run_that_read
 ) -> None:
     run = finished("fe")
     with monkeypatch.context() as mp:
-        interrupt_at(mp, "tlcore.train.run:_features")  # the new config.yaml is written, the model not yet
+        interrupt_at(mp, "tlcore.train.run:_fit_features")  # the new config.yaml is written, the model not yet
         code, _, _ = train(tl, datasets["two"], run, "--overwrite")
     assert code == 130
     assert yaml.safe_load((run / "config.yaml").read_text())["classes"] == ["blue", "red"]

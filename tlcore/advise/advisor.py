@@ -31,7 +31,7 @@ from tlcore.errors import ConfigError, TlcoreError
 from tlcore.plugins import PluginHost
 from tlcore.runtime import console
 from tlcore.specs import Record
-from tlcore.train.run import Pipeline
+from tlcore.train.pipeline import Pipeline
 
 #: The offline ImageNet backbones plus a from-scratch control of the first one's architecture.
 OFFLINE_CANDIDATES = (
@@ -126,20 +126,13 @@ def _score_candidate(
     n_train: int,
     n_val: int,
 ) -> dict[str, Any]:
-    config = base.model_copy(update={"backbone": candidate.backbone, "weights": candidate.weights})
+    config = base.model_copy(
+        update={"backbone": candidate.backbone, "weights": candidate.weights, "progress": options.progress}
+    )
     started = time.perf_counter()
     pipe = Pipeline(host, config, prepared)
     y = np.array([int(r.target) for r in sample])  # type: ignore[arg-type]
-    extraction = pipe.feature_cache().extract(
-        pipe.backbone,
-        sample,
-        pipe.dataset(sample),
-        pipe.device,
-        config.batch_size,
-        pipe.workers,
-        label=f"{candidate.name}: features",
-        show_progress=options.progress,
-    )
+    extraction = pipe.features(sample, label=f"{candidate.name}: features")
     x = extraction.features
     scores: dict[str, Any] = {
         "backbone": pipe.backbone_spec.name,

@@ -1,5 +1,5 @@
 """What several ``tl`` commands share: the plugin host, its failure warnings, the run-directory argument,
-the status spinner, a run configuration from a preset and ``--set`` overrides, and the headline metrics."""
+the status spinner, and a run configuration from a preset and ``--set`` overrides."""
 
 from __future__ import annotations
 
@@ -9,13 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from tlcore.errors import TlcoreError
-
-#: The headline metrics per task: what `tl train` and `tl evaluate` print.
-SUMMARY_KEYS = {
-    "classification": ("accuracy", "balanced_accuracy", "macro_f1", "auc"),
-    "multilabel": ("auc", "micro_auc", "map", "macro_f1", "subset_accuracy"),
-    "regression": ("rmse", "mae", "r2"),
-}
 
 
 def host() -> Any:

@@ -10,7 +10,7 @@ from typing import Any
 
 from tlcore import io_atomic
 from tlcore.cli import common
-from tlcore.cli.common import SUMMARY_KEYS
+from tlcore.metrics.tasks import task_table
 
 ADAPT_BN_HELP = (
     "images from another site (scanner, hospital, camera): first re-estimate the BatchNorm statistics on "
@@ -40,7 +40,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         }
         name = f"evaluation-{args.split}-adapted-bn.json"
     io_atomic.write_text(run_dir / name, json.dumps(out, indent=2))
-    print(json.dumps({k: metrics.get(k) for k in ("n", *SUMMARY_KEYS.get(scoring.predictor.meta.task, ()))}))
+    print(json.dumps({k: metrics.get(k) for k in ("n", *task_table(scoring.predictor.meta.task).summary)}))
     return 0
 
 
@@ -84,28 +84,12 @@ def cmd_extract(args: argparse.Namespace) -> int:
     import numpy as np
 
     from tlcore.data.prepare import prepare_data
-    from tlcore.train.run import Pipeline
+    from tlcore.train.pipeline import Pipeline
 
     host = common.host()
     config = common.config(host, "feature-extraction", args.set or [])
-    prepared = prepare_data(host, args.data, config)
-    pipe = Pipeline(host, config, prepared)
-    cache = pipe.feature_cache()
-    arrays: dict[str, Any] = {"classes": np.array(prepared.dataset.classes)}
-    for split, records in prepared.dataset.splits.items():
-        out = cache.extract(
-            pipe.backbone,
-            records,
-            pipe.dataset(records),
-            pipe.device,
-            config.batch_size,
-            pipe.workers,
-            label=f"features {split}",
-            show_progress=config.progress,
-        )
-        arrays[f"{split}_features"] = out.features
-        arrays[f"{split}_targets"] = np.array([r.target for r in records])
-        arrays[f"{split}_paths"] = np.array([r.path for r in records])
+    pipe = Pipeline(host, config, prepare_data(host, args.data, config))
+    arrays: dict[str, Any] = pipe.feature_arrays()
     output = Path(args.output)
     io_atomic.ensure_dir(output.parent)
 

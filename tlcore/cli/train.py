@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from tlcore.cli import common
-from tlcore.cli.common import SUMMARY_KEYS
 from tlcore.errors import TlcoreError
+from tlcore.metrics.tasks import task_table
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -44,7 +44,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _scores(metrics: dict[str, Any], task: str) -> str:
-    values = ((k, metrics.get(k)) for k in SUMMARY_KEYS.get(task, SUMMARY_KEYS["classification"]))
+    values = ((k, metrics.get(k)) for k in task_table(task).summary)
     return ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in values if v is not None)
 
 
@@ -64,7 +64,7 @@ def _print_summary(report: dict[str, Any], run_dir: Path) -> None:
     if folds:  # the CV estimate, then where the ensemble's members are
         cv = folds["cv"]
         spread = ", ".join(f"{k.replace('_', ' ')} {v['mean']:.3f} ± {v['std']:.3f}" for k, v in cv.items()
-                           if k in SUMMARY_KEYS.get(task, ()))  # fmt: skip
+                           if k in task_table(task).summary)  # fmt: skip
         print(f"{folds['k']}-fold CV (val, mean ± sd over folds): {spread}; test is the {folds['k']}-model ensemble")
         print(f"run written to {run_dir} (report.json, model.json naming the fold runs in {run_dir}/folds)")
         return

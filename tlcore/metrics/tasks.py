@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -11,13 +12,50 @@ from tlcore.metrics.classification import classification_metrics, monitor_value
 from tlcore.metrics.multilabel import multilabel_metrics
 from tlcore.metrics.regression import regression_metrics
 
-#: Per task: the monitor ``auto`` picks first, then every other monitor that applies.
-MONITORS: dict[str, tuple[str, ...]] = {
-    "classification": ("accuracy", "balanced_accuracy", "macro_f1", "auc", "loss"),
-    "multilabel": ("auc", "map", "macro_f1", "loss"),
-    "regression": ("r2", "rmse", "loss"),
+
+@dataclass(frozen=True)
+class TaskMetrics:
+    """What every consumer of a task's metrics reads: training, the command line, plots, the HTML
+    report and ``tl stress``. One table, so they cannot disagree about a task."""
+
+    headline: str  # printed first and plotted when the run's monitor has no curve
+    balanced: str  # the headline a majority-class model cannot game: what ``tl stress`` judges a change by
+    monitors: tuple[str, ...]  # what ``monitor`` may be for the task; ``auto`` picks the first
+    summary: tuple[str, ...]  # the scores printed by ``tl train``/``tl evaluate`` and shown as report cards
+
+
+TASKS: dict[str, TaskMetrics] = {
+    "classification": TaskMetrics(
+        headline="accuracy",
+        balanced="balanced_accuracy",
+        monitors=("accuracy", "balanced_accuracy", "macro_f1", "auc", "loss"),
+        summary=("accuracy", "balanced_accuracy", "macro_f1", "auc", "log_loss"),
+    ),
+    "multilabel": TaskMetrics(
+        headline="auc",
+        balanced="auc",
+        monitors=("auc", "map", "macro_f1", "loss"),
+        summary=("auc", "micro_auc", "map", "macro_f1", "subset_accuracy"),
+    ),
+    "regression": TaskMetrics(
+        headline="r2",
+        balanced="r2",
+        monitors=("r2", "rmse", "loss"),
+        summary=("r2", "rmse", "mae"),
+    ),
 }
-LOWER_IS_BETTER = frozenset({"loss", "rmse"})
+#: Metrics where smaller is better, whatever the task.
+LOWER_IS_BETTER = frozenset({"loss", "log_loss", "rmse", "mae", "ece"})
+
+
+def task_table(task: str) -> TaskMetrics:
+    """The task's row; a report from a task this version does not know reads as classification."""
+    return TASKS.get(task, TASKS["classification"])
+
+
+def best_of(metric: str) -> Any:
+    """``min`` for a metric where smaller is better, else ``max``."""
+    return min if metric in LOWER_IS_BETTER else max
 
 
 def task_metrics(task: str, y_true: np.ndarray, outputs: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
@@ -36,7 +74,7 @@ def resolve_monitor(task: str, monitor: str) -> tuple[str, str | None]:
     ``auto`` becomes the task's default. A monitor that does not apply to the task (a classification
     preset's ``accuracy`` on a regression dataset) also falls back to the default, with a note.
     """
-    options = MONITORS[task]
+    options = TASKS[task].monitors
     if monitor == "auto":
         return options[0], None
     if monitor not in options:

@@ -14,17 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from tlcore import io_atomic
+from tlcore.metrics.tasks import LOWER_IS_BETTER, task_table
 from tlcore.reports.plots import PLOTS, reliability_of
 from tlcore.reports.predictions import PREDICTIONS, SplitPredictions, confident_mistakes, read_predictions
 from tlcore.reports.run_dir import task_and_classes
 
-#: Headline metrics per task, in display order (the first ones present are shown as cards).
-HEADLINE: dict[str, tuple[str, ...]] = {
-    "classification": ("accuracy", "balanced_accuracy", "macro_f1", "auc", "log_loss"),
-    "multilabel": ("auc", "micro_auc", "map", "macro_f1", "subset_accuracy"),
-    "regression": ("r2", "rmse", "mae"),
-}
-LOWER_IS_BETTER = frozenset({"log_loss", "loss", "rmse", "mae", "ece"})
 #: report.json sections the page renders in their own place; any other top-level key is listed at the end.
 RENDERED = frozenset(
     {"tlcore_version", "created", "preset", "technique", "strategy", "val", "test", "model", "data", "training"}
@@ -138,7 +132,7 @@ def headline_cards(report: dict[str, Any], task: str, ece: float | None) -> list
     intervals = test_intervals(report)
     cards = [
         {"name": name.replace("_", " "), "value": fmt(test[name]), "interval": intervals.get(name)}
-        for name in HEADLINE.get(task, ())
+        for name in task_table(task).summary
         if test.get(name) is not None
     ]
     if ece is not None and not math.isnan(ece):

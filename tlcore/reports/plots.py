@@ -17,12 +17,12 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from tlcore.metrics.tasks import task_table
 from tlcore.reports.calibration import Reliability, classification_reliability, multilabel_reliability
 from tlcore.reports.predictions import SplitPredictions
 
 DPI = 110
 #: The monitor each task falls back to when the run's own has no column in the history.
-DEFAULT_METRIC = {"classification": "accuracy", "multilabel": "auc", "regression": "r2"}
 METRIC_NAMES = {"auc": "AUC", "map": "mAP", "r2": "R²", "rmse": "RMSE", "mae": "MAE", "macro_f1": "Macro F1"}
 
 
@@ -119,7 +119,7 @@ def monitored_metric(report: dict[str, Any], history: Sequence[dict[str, float]]
     config_monitor = (report.get("config") or {}).get("monitor")
     objective = report.get("task")  # the run's objective: {"task", "loss", "monitor", ...}
     objective_monitor = objective.get("monitor") if isinstance(objective, dict) else None
-    for name in (objective_monitor, config_monitor, DEFAULT_METRIC.get(task), "accuracy"):
+    for name in (objective_monitor, config_monitor, task_table(task).headline, "accuracy"):
         column = f"val_{name}"
         if name and name != "loss" and any(not math.isnan(row.get(column, math.nan)) for row in history):
             return str(name)

@@ -21,6 +21,7 @@ import numpy as np
 
 from tlcore.data.perturbations import CHANGES
 from tlcore.errors import PluginError
+from tlcore.metrics.tasks import task_table
 from tlcore.plugins import DEFAULT_PLUGINS, guarded
 from tlcore.registry import Entry, Registry
 from tlcore.specs import Perturbation
@@ -34,10 +35,6 @@ DROP_WARN = 0.03
 #: that merely wobble near the decision boundary (no class loses) are noise on a small val split.
 CHANGED_WARN = 0.05
 RECALL_WARN = 0.05
-#: The metric a perturbation is judged by, per task (higher is better for each).
-HEADLINE = {"classification": "balanced_accuracy", "multilabel": "auc", "regression": "r2"}
-#: The metrics the report keeps, clean and per change (those the task has).
-REPORTED = ("n", "accuracy", "balanced_accuracy", "auc", "micro_auc", "r2", "rmse")
 
 
 def select(
@@ -112,7 +109,8 @@ def summarise(
 ) -> dict[str, Any]:
     """The machine-readable stress report: per perturbation, the headline metric and its change, the share of
     changed decisions, and (classification) each class's recall and the class whose recall fell most."""
-    key = HEADLINE.get(task, "accuracy")
+    key = task_table(task).balanced
+    kept = task_table(task).summary  # the scores kept, clean and per change
     base = clean_metrics.get(key)
     base_recall = _class_recalls(clean_metrics)
     rows = []
@@ -137,13 +135,13 @@ def summarise(
             recall_fall = base_recall[worst] - recalls[worst]
         moved = changed is not None and changed >= CHANGED_WARN and (recall_fall is None or recall_fall >= RECALL_WARN)
         row["flagged"] = moved or (drop is not None and drop >= DROP_WARN)
-        row["metrics"] = {k: metrics[k] for k in REPORTED[1:] if k in metrics}
+        row["metrics"] = {k: metrics[k] for k in kept if k in metrics}
         rows.append(row)
     return {
         "metric": key,
         "clean": {
             key: base,
-            "metrics": {k: clean_metrics[k] for k in REPORTED if k in clean_metrics},
+            "metrics": {k: clean_metrics[k] for k in ("n", *kept) if k in clean_metrics},
             **({"recall": base_recall} if base_recall else {}),
         },
         "thresholds": {"drop": DROP_WARN, "changed": CHANGED_WARN, "class_recall_fall": RECALL_WARN},
