@@ -97,8 +97,6 @@ def _save_state_dict(model: nn.Module, path: Path) -> None:
 def load_resume_state(run_dir: Path) -> dict[str, Any] | None:
     """``run_dir``'s resume state (None when no epoch was checkpointed); tensors and numbers only:
     a state file that carries code is refused, never run."""
-    from safetensors.torch import load_file
-
     state_path = run_dir / CHECKPOINT_STATE
     if not state_path.exists():
         return None
@@ -109,8 +107,11 @@ def load_resume_state(run_dir: Path) -> dict[str, Any] | None:
             f"cannot resume from {state_path}: not a plain checkpoint ({type(exc).__name__})",
             "start the run again without --resume, into a new --output",
         ) from None
-    if "model" not in state:  # the weights travel in the state file; older runs kept them beside it
-        state["model"] = load_file(str(run_dir / CHECKPOINT))
+    if not isinstance(state.get("model"), dict):  # the weights travel in the state file
+        raise WeightsError(
+            f"cannot resume from {state_path}: it holds no model weights",
+            "start the run again without --resume, into a new --output",
+        )
     return state
 
 
