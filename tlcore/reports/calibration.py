@@ -60,7 +60,3 @@ def multilabel_reliability(targets: np.ndarray, proba: np.ndarray, bins: int = 1
     """Every known (sample, label) probability of "present" against whether the label is present."""
     known = ~np.isnan(targets)
     return reliability(proba[known], targets[known] == 1, bins)
-
-
-def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
-    return reliability(confidence, correct, bins).ece
