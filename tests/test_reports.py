@@ -25,7 +25,7 @@ from torch import nn
 
 from tlcore.errors import TlcoreError
 from tlcore.models.transfer import EstimatorHead, TransferModel, load_meta
-from tlcore.reports.calibration import expected_calibration_error, reliability
+from tlcore.reports.calibration import reliability
 from tlcore.reports.explain import find_cam_layer
 from tlcore.reports.export import check_exportable
 from tlcore.reports.plots import PLOTS, write_plots
@@ -125,15 +125,15 @@ def test_torch_head_learning_curve_is_per_epoch_and_sklearn_head_per_training_si
 
 def test_ece_of_constructed_predictions() -> None:
     # All at confidence 0.8, right 6 times in 10: off by 0.2.
-    assert expected_calibration_error(np.full(10, 0.8), np.arange(10) < 6) == pytest.approx(0.2)
+    assert reliability(np.full(10, 0.8), np.arange(10) < 6).ece == pytest.approx(0.2)
     # Two bins, each off by 0.05, weighted equally.
     confidence = np.r_[np.full(10, 0.95), np.full(10, 0.55)]
     correct = np.r_[np.arange(10) < 9, np.arange(10) < 5]
-    assert expected_calibration_error(confidence, correct) == pytest.approx(0.05)
+    assert reliability(confidence, correct).ece == pytest.approx(0.05)
     # Unequal weights: 30 well calibrated at 0.7 (21 right), 10 at 0.9 never right -> 10/40 * 0.9.
     confidence = np.r_[np.full(30, 0.7), np.full(10, 0.9)]
     correct = np.r_[np.arange(30) < 21, np.zeros(10, dtype=bool)]
-    assert expected_calibration_error(confidence, correct) == pytest.approx(0.225)
+    assert reliability(confidence, correct).ece == pytest.approx(0.225)
     # Edges: 1.0 lands in the last bin, 0.0 in the first; bins are (a, b].
     rel = reliability(np.array([0.0, 0.1, 1.0]), np.array([0, 0, 1]), bins=10)
     assert rel.counts.tolist() == [2, 0, 0, 0, 0, 0, 0, 0, 0, 1]
