@@ -42,12 +42,17 @@ def _train(preset: str, out: Path, *extra: str) -> dict:
     return json.loads((out / "report.json").read_text())
 
 
-def test_feature_extraction_preset_on_beans(tmp_path: Path) -> None:
+def test_feature_extraction_preset_on_beans(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     report = _train("feature-extraction", tmp_path / "fe")
     assert report["test"]["accuracy"] >= 0.88
     assert report["model"]["weights"]["source"] == "file"
     assert report["data"]["counts"] == {"train": 1034, "val": 133, "test": 128}
     assert report["timing"]["total_s"] < 180
+    # The model a user validates is the model they deploy: `tl evaluate` prints the report's own test scores.
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "fe"), "--data", str(BEANS), "--split", "test"]) == 0
+    printed = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert printed["accuracy"] == report["test"]["accuracy"] and printed["n"] == 128
 
 
 def test_fine_tuning_preset_on_beans(tmp_path: Path) -> None:
