@@ -197,6 +197,15 @@ def _numbers(value: Any) -> Any:
     return value
 
 
+def check_setting(key: str) -> None:
+    """A one-line ConfigError, with the closest names, when ``key`` is no setting of a run."""
+    fields = RunConfig.model_fields
+    if key not in fields:
+        close = difflib.get_close_matches(key, list(fields), n=3)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise ConfigError(f"--set: unknown key {key!r}", f"{hint}see `tl train --help`")
+
+
 def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
     """Parse ``key=value`` strings; values are YAML (``lr=3e-4``, ``head_params={C: 2}``)."""
     out: dict[str, Any] = {}
@@ -206,10 +215,7 @@ def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
         key = key.strip()
         if not sep or not key:
             raise ConfigError(f"--set {pair!r} is not key=value", "e.g. --set epochs=5")
-        if key not in fields:
-            close = difflib.get_close_matches(key, list(fields), n=3)
-            hint = f"did you mean {', '.join(close)}? " if close else ""
-            raise ConfigError(f"--set: unknown key {key!r}", f"{hint}see `tl train --help`")
+        check_setting(key)
         try:
             value = _numbers(yaml.safe_load(raw)) if raw.strip() else ""
         except yaml.YAMLError:
@@ -256,3 +262,16 @@ def build_config(settings: Mapping[str, Any], overrides: Mapping[str, Any], sour
             f"{origin}: {key}: {err['msg']} (got {err.get('input')!r})",
             "`tl train --help` lists every key with its meaning and range",
         ) from None
+
+
+def resolve_config(
+    presets: Registry[Preset], preset: str | None, overrides: Mapping[str, Any], base: Mapping[str, Any] | None = None
+) -> RunConfig:
+    """The run configuration: ``base``, then the preset's settings, then ``overrides`` (``--set`` keys with
+    their values), each key and value checked as ``--set`` checks them."""
+    for key in overrides:
+        check_setting(key)
+    settings = dict(base or {})
+    if preset:
+        settings.update(preset_settings(presets, preset))
+    return build_config(settings, overrides, f"preset {preset}" if preset else "config")

@@ -67,3 +67,7 @@ class StorageError(TlcoreError):
 
 class PluginError(TlcoreError):
     """A plugin's code failed while tlcore used it."""
+
+
+class TlcoreWarning(UserWarning):
+    """Something a run or a command did that the user should know about; the CLI prints it as ``warning: ...``."""

@@ -46,6 +46,13 @@ def new_run_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
+def existing_run_dir(run_dir: Path) -> Path:
+    """``run_dir`` when it is a folder; one line when it does not exist."""
+    if not run_dir.is_dir():
+        raise TlcoreError(f"run directory {run_dir} does not exist", "pass the --output of `tl train`")
+    return run_dir
+
+
 def is_run_dir(path: Path) -> bool:
     """Whether ``path`` holds a tlcore run, finished or not (known by its files, whatever its name)."""
     if (path / MARKER).is_file():

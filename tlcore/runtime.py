@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import warnings
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
@@ -13,9 +14,15 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from tlcore.errors import ConfigError
+from tlcore.errors import ConfigError, TlcoreWarning
 
 console = Console(stderr=True)
+
+
+def warn(message: str) -> None:
+    """Tell the user about ``message``: a :class:`TlcoreWarning` to the caller of the library function,
+    which ``tl`` prints as one ``warning: ...`` line."""
+    warnings.warn(message, TlcoreWarning, stacklevel=2)
 
 
 def pick_device(setting: str) -> torch.device:

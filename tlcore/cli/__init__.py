@@ -75,7 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return 2
-        return int(args.func(args))
+        with common.warnings_printed():
+            return int(args.func(args))
     except TlcoreError as exc:
         if debug:
             raise

@@ -1,7 +1,7 @@
 """What ``tl train`` writes after ``report.json``: ``predictions.csv`` and the PNG plots.
 
 Called at the very end of a run. Nothing here may fail the run: the model and its report are
-already on disk, so a problem becomes a warning on the console.
+already on disk, so a problem becomes a warning (``tlcore.runtime.warn``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def write_run_outputs(
     ``outputs``: class probabilities (classification), label probabilities (multilabel) or predictions
     in the targets' units (regression), as the run evaluated them. Returns the files written.
     """
-    from tlcore.runtime import console
+    from tlcore.runtime import console, warn
 
     started = time.perf_counter()
     data = report.get("data") or {}
@@ -46,7 +46,7 @@ def write_run_outputs(
     except Exception as exc:  # the run itself succeeded; say what is missing and move on
         warnings = [f"{type(exc).__name__}: {exc}"]
     for warning in warnings:
-        console.print(f"[yellow]warning: report plots: {warning} (the run itself is complete)")
+        warn(f"report plots: {warning} (the run itself is complete)")
     if written:
         console.print(
             f"wrote {PREDICTIONS} and {len(written) - 1} plot(s) in {time.perf_counter() - started:.1f} s; "
@@ -64,10 +64,10 @@ def head_size_curve(
     seed: int,
 ) -> list[dict[str, Any]]:
     """:func:`training_size_curve` for ``report.json``; a failure is a warning and an empty curve."""
-    from tlcore.runtime import console
+    from tlcore.runtime import warn
 
     try:
         return training_size_curve(fit, *train, *val, metrics, full=full, seed=seed)
     except Exception as exc:  # the learning curve is a nicety; the head is already trained
-        console.print(f"[yellow]warning: learning curve over training-set size skipped: {type(exc).__name__}: {exc}")
+        warn(f"learning curve over training-set size skipped: {type(exc).__name__}: {exc}")
         return []

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from tlcore.data.dataset import ImageDataset
 from tlcore.data.digests import content_key
 from tlcore.errors import StorageError
 from tlcore.models.inference import FoldedInference
-from tlcore.runtime import autocast, loader_options, progress
+from tlcore.runtime import autocast, loader_options, progress, warn
 from tlcore.specs import Record
 
 
@@ -66,7 +65,7 @@ class FeatureCache:
             cached, damage = _read_entry(path, len(records), _feature_width(model))
             if cached is not None:
                 return Extraction(cached, 0.0, True)
-            print(f"warning: cached features {path} {damage}: computing them again", file=sys.stderr)
+            warn(f"cached features {path} {damage}: computing them again")
         start = time.perf_counter()
         feats = compute_features(model, dataset, device, batch_size, num_workers, label, show_progress)
         seconds = time.perf_counter() - start

@@ -23,7 +23,7 @@ from tlcore.models.backbones import keep_frozen_bn_in_eval, set_trainable
 from tlcore.models.objective import Objective
 from tlcore.models.transfer import TransferModel
 from tlcore.predict import predict_proba
-from tlcore.runtime import autocast, console, loader_options, progress, seed_everything
+from tlcore.runtime import autocast, console, loader_options, progress, seed_everything, warn
 from tlcore.train import distributed
 from tlcore.train.probe import class_weights
 
@@ -325,7 +325,7 @@ def weight_average(model: nn.Module, decay: float | None, state: dict[str, Any] 
     if state is not None and "ema" in state:
         ema.module.load_state_dict(state["ema"])
     elif state is not None:
-        console.print("[yellow]warning: the checkpoint has no weight average: it starts from the resumed weights")
+        warn("the checkpoint has no weight average: it starts from the resumed weights")
     return ema
 
 

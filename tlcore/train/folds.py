@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import yaml
-from rich.markup import escape
 
 import tlcore
 from tlcore import io_atomic, run_dirs
@@ -42,7 +41,7 @@ from tlcore.plugins import PluginHost
 from tlcore.predict import Predictor
 from tlcore.reports.predictions import PREDICTIONS, read_predictions
 from tlcore.run_dirs import FOLDS, REPORT, RUN_CONFIG
-from tlcore.runtime import console, seed_everything
+from tlcore.runtime import console, seed_everything, warn
 from tlcore.specs import Record
 
 
@@ -159,9 +158,9 @@ def run_folds(
     run_dirs.check_outside_data(run_dir, prepared.root)
     ds = prepared.dataset
     if prepared.leakage is not None and prepared.leakage.found:
-        console.print(f"[yellow]warning: {escape(prepared.leakage.summary())} (listed in report.json; --strict fails)")
+        warn(f"{prepared.leakage.summary()} (listed in report.json; --strict fails)")
     for change in prepared.changes():
-        console.print(f"[yellow]warning: {escape(change.warning())}", soft_wrap=True)
+        warn(change.warning())
     pool = ds.splits["train"] + ds.splits["val"]
     fold = assign_folds(pool, k, ds.task, config.seed)
     if not resume:

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from rich.markup import escape
 from torch import nn
 
 import tlcore
@@ -41,7 +40,7 @@ from tlcore.run_dirs import (
     check_same_data,
     check_same_settings,
 )
-from tlcore.runtime import console, prepare_model, seed_everything
+from tlcore.runtime import prepare_model, seed_everything, warn
 from tlcore.train import distributed
 from tlcore.train.finetune import check_state_fits, fine_tune, load_resume_state
 from tlcore.train.folds import run_folds
@@ -164,13 +163,13 @@ def _open(
 
 def _warn_about_data(prepared: PreparedData, objective: Objective) -> None:
     if objective.monitor_note:
-        console.print(f"[yellow]{objective.monitor_note}")
+        warn(objective.monitor_note)
     if prepared.skipped:
-        console.print(f"[yellow]skipped {len(prepared.skipped)} unreadable image(s); listed in report.json")
+        warn(f"skipped {len(prepared.skipped)} unreadable image(s); listed in report.json")
     if prepared.leakage is not None and prepared.leakage.found:
-        console.print(f"[yellow]warning: {escape(prepared.leakage.summary())} (listed in report.json; --strict fails)")
+        warn(f"{prepared.leakage.summary()} (listed in report.json; --strict fails)")
     for change in prepared.changes():  # left out, merged, de-duplicated, a class missing from a split
-        console.print(f"[yellow]warning: {escape(change.warning())}", soft_wrap=True)  # one line, for grep
+        warn(change.warning())
 
 
 # -- begin: the run directory, once data and model are known to be usable ---------------------------
@@ -226,7 +225,7 @@ def _augmented_views(run: TrainingRun) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _shift(run: TrainingRun, x: dict[str, np.ndarray]) -> dict[str, Any]:
-    """The covariate-shift check on pretrained features (tlcore.metrics.shift), and its console warning."""
+    """The covariate-shift check on pretrained features (tlcore.metrics.shift), and its warning."""
     from tlcore.metrics.shift import shift_report, shift_warning
 
     start = time.perf_counter()
@@ -238,7 +237,7 @@ def _shift(run: TrainingRun, x: dict[str, np.ndarray]) -> dict[str, Any]:
     report["seconds"] = time.perf_counter() - start
     warning = shift_warning(report)
     if warning and distributed.current().is_main:
-        console.print(f"[yellow]warning: {escape(warning)}")
+        warn(warning)
     return report
 
 
