@@ -11,6 +11,7 @@ number ``tl evaluate`` prints for the same images.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,16 +22,18 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from tlcore import io_atomic
 from tlcore.config import RunConfig, build_config, parse_overrides
 from tlcore.data.dataset import ImageDataset, as_model_input, read_for_prediction
 from tlcore.data.prediction_inputs import prediction_inputs
 from tlcore.errors import DataError, NoTrainSplitError, TlcoreError
+from tlcore.metrics.multilabel import THRESHOLD
 from tlcore.models.backbones import Preprocessing
 from tlcore.models.objective import Objective
 from tlcore.models.transfer import ModelMeta, TransferModel, load_model
 from tlcore.plugins import PluginHost
-from tlcore.run_dirs import read_run_settings, run_adapter
-from tlcore.runtime import autocast, loader_options, pick_device, prepare_model, resolve_workers
+from tlcore.run_dirs import existing_run_dir, read_run_settings, run_adapter
+from tlcore.runtime import autocast, loader_options, pick_device, prepare_model, resolve_workers, warn
 from tlcore.specs import AugmentationContext, PredictionInputs, Record, source_file
 
 if TYPE_CHECKING:
@@ -251,3 +254,67 @@ def split_inputs(
         records = prepared.dataset.splits[split]
     warnings = check_scored_images(run_dir, prepared, records, split, config.strict)
     return SplitInputs(predictor, config, prepared, records, warnings)
+
+
+def results(meta: ModelMeta, outputs: np.ndarray) -> list[dict[str, Any]]:
+    """Each input's outputs named in the task's terms, in the run's class order.
+
+    Classification ``{"label": top class, "probabilities": {class: p}}``; multilabel ``{"probabilities":
+    {label: p}, "labels": [those at or above THRESHOLD, 0.5]}``; regression ``{"values": {target: value}}``
+    in the targets' units. ``tl predict`` prints them and the Python API's table holds them."""
+    out: list[dict[str, Any]] = []
+    for row in outputs:
+        named = {name: float(v) for name, v in zip(meta.classes, row, strict=True)}
+        if meta.task == "classification":
+            out.append({"label": meta.classes[int(np.argmax(row))], "probabilities": named})
+        elif meta.task == "multilabel":
+            out.append({"probabilities": named, "labels": [k for k, p in named.items() if p >= THRESHOLD]})
+        else:
+            out.append({"values": named})
+    return out
+
+
+@dataclass
+class Evaluation:
+    """What :func:`evaluate_run` wrote (``document``, to ``path``) and the run's task."""
+
+    document: dict[str, Any]
+    path: Path
+    task: str
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The split's scores, as ``report.json`` holds them for val and test."""
+        return cast(dict[str, Any], self.document["metrics"])
+
+
+def evaluate_run(
+    host: PluginHost,
+    run_dir: Path,
+    data: str | None = None,
+    split: str = "test",
+    overrides: Sequence[str] = (),
+    adapt_bn: bool = False,
+    strict: bool = False,
+) -> Evaluation:
+    """Score the run in ``run_dir`` on ``split`` of ``data`` (default: the run's own data) and write
+    ``evaluation-SPLIT.json`` beside its report (``evaluation-SPLIT-adapted-bn.json`` with ``adapt_bn``).
+
+    Warnings (scored images the run trained on, data changed to load) are issued through
+    :func:`tlcore.runtime.warn`; ``strict`` turns them into errors."""
+    scoring = split_inputs(host, existing_run_dir(run_dir), data, split, overrides, strict)
+    for line in scoring.warnings:
+        warn(line)
+    outputs = scoring.predict(adapt_bn=adapt_bn)
+    objective, records = scoring.predictor.objective, scoring.records
+    metrics = objective.metrics(objective.targets(records), outputs)
+    document: dict[str, Any] = {"run": str(run_dir), "data": scoring.prepared.summary(), "split": split,
+                                "metrics": metrics}  # fmt: skip
+    name = f"evaluation-{split}.json"
+    if adapt_bn:
+        # Transductive: the split's own images set the statistics. Kept apart from the plain evaluation.
+        document["adapted_batchnorm"] = {"images": len(records), "from": f"the {split} split's images",
+                                         "labels_used": False}  # fmt: skip
+        name = f"evaluation-{split}-adapted-bn.json"
+    io_atomic.write_text(run_dir / name, json.dumps(document, indent=2))
+    return Evaluation(document, run_dir / name, scoring.predictor.meta.task)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,65 +18,40 @@ ADAPT_BN_HELP = (
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from tlcore.predict import split_inputs
+    from tlcore.predict import evaluate_run
 
-    scoring = split_inputs(common.host(), Path(args.run_dir), args.data, args.split, args.set or [], args.strict)
-    for line in scoring.warnings:
-        print(f"warning: {line}", file=sys.stderr)
-    outputs = scoring.predict(adapt_bn=args.adapt_bn)
-    objective, records = scoring.predictor.objective, scoring.records
-    metrics = objective.metrics(objective.targets(records), outputs)
-    run_dir = Path(args.run_dir)
-    out: dict[str, Any] = {"run": str(run_dir), "data": scoring.prepared.summary(), "split": args.split,
-                           "metrics": metrics}  # fmt: skip
-    name = f"evaluation-{args.split}.json"
-    if args.adapt_bn:
-        # Transductive: the split's own images set the statistics. Kept apart from the plain evaluation.
-        out["adapted_batchnorm"] = {
-            "images": len(records),
-            "from": f"the {args.split} split's images",
-            "labels_used": False,
-        }
-        name = f"evaluation-{args.split}-adapted-bn.json"
-    io_atomic.write_text(run_dir / name, json.dumps(out, indent=2))
-    print(json.dumps({k: metrics.get(k) for k in ("n", *task_table(scoring.predictor.meta.task).summary)}))
+    evaluation = evaluate_run(common.host(), Path(args.run_dir), args.data, args.split, args.set or [],
+                              args.adapt_bn, args.strict)  # fmt: skip
+    metrics = evaluation.metrics
+    print(json.dumps({k: metrics.get(k) for k in ("n", *task_table(evaluation.task).summary)}))
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from tlcore.predict import Predictor
+    from tlcore.predict import Predictor, results
+    from tlcore.runtime import warn
 
     host = common.host()
-    predictor = Predictor.load(host, Path(args.run_dir))
+    predictor = Predictor.load(host, common.run_dir(args.run_dir))
     inputs, warning = predictor.read_files(host, args.images)
     if warning:
-        print(f"warning: {warning}", file=sys.stderr)
-    proba = predictor.predict(inputs.items, inputs.reader, adapt_bn=args.adapt_bn)
-    meta = predictor.meta
-    if meta.task != "classification":
-        for item, row in zip(inputs.items, proba, strict=True):
-            print(json.dumps({"image": item, **_task_prediction(meta, row)}))
-        return 0
-    k = min(args.top_k, len(meta.classes))
-    for item, row in zip(inputs.items, proba, strict=True):
-        top = row.argsort()[::-1][:k]
-        print(
-            json.dumps(
-                {
-                    "image": item,
-                    "predictions": [{"label": meta.classes[i], "probability": round(float(row[i]), 6)} for i in top],
-                }
-            )
-        )
+        warn(warning)
+    outputs = predictor.predict(inputs.items, inputs.reader, adapt_bn=args.adapt_bn)
+    for item, result in zip(inputs.items, results(predictor.meta, outputs), strict=True):
+        print(json.dumps({"image": item, **_json_line(result, args.top_k)}))
     return 0
 
 
-def _task_prediction(meta: Any, row: Any) -> dict[str, Any]:
-    """Multilabel: every label's probability and those at or above 0.5; regression: values in the targets' units."""
-    if meta.task == "multilabel":
-        probabilities = {label: round(float(p), 6) for label, p in zip(meta.classes, row, strict=True)}
-        return {"probabilities": probabilities, "labels": [k for k, p in probabilities.items() if p >= 0.5]}
-    return {"values": {name: float(v) for name, v in zip(meta.classes, row, strict=True)}}
+def _json_line(result: dict[str, Any], top_k: int) -> dict[str, Any]:
+    """Classification: the top-k classes; multilabel: every label's probability and the labels predicted;
+    regression: values in the targets' units."""
+    if "values" in result:
+        return result
+    probabilities = {name: round(p, 6) for name, p in result["probabilities"].items()}
+    if "labels" in result:
+        return {"probabilities": probabilities, "labels": result["labels"]}
+    top = sorted(result["probabilities"], key=result["probabilities"].__getitem__, reverse=True)[:top_k]
+    return {"predictions": [{"label": name, "probability": probabilities[name]} for name in top]}
 
 
 def cmd_extract(args: argparse.Namespace) -> int:

@@ -5,83 +5,40 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-from tlcore import io_atomic
 from tlcore.cli import common
-from tlcore.errors import TlcoreError
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    import torch
-
-    from tlcore.predict import Predictor
-    from tlcore.reports.explain import Explainer, write_overlays
+    from tlcore.reports.explain import explain_run
 
     run_dir = common.run_dir(args.run_dir)
-    host = common.host()
-    predictor = Predictor.load(host, run_dir, device=torch.device("cpu"))  # Grad-CAM runs on the CPU
-    # Read as `tl predict` reads them: the run's adapter (a DICOM windowed, VOLUME::SLICE), else decoded.
-    inputs, warning = predictor.read_files(host, args.images)
-    if warning:
-        print(f"warning: {warning}", file=sys.stderr)
-    meta = predictor.meta
-    target = None
-    if args.class_name is not None:
-        if args.class_name not in meta.classes:
-            raise TlcoreError(f"unknown class {args.class_name!r}", f"the run's classes: {', '.join(meta.classes)}")
-        target = meta.classes.index(args.class_name)
-    explainer = Explainer(predictor.model, meta, inputs.reader)
-    output = Path(args.output) if args.output else run_dir / "explanations"
-    with common.status(f"Grad-CAM of {len(inputs.items)} image(s)"):
-        rows = write_overlays(explainer, inputs.items, output, target)
+    output = Path(args.output) if args.output else None
+    with common.status(f"Grad-CAM of {len(args.images)} input(s)"):
+        rows = explain_run(common.host(), run_dir, args.images, output, args.class_name)
     for row in rows:
         print(json.dumps(row))
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from tlcore.reports.html import write_report
-    from tlcore.reports.plots import write_plots
-    from tlcore.reports.predictions import PREDICTIONS, read_predictions
-    from tlcore.reports.run_dir import load_report, task_and_classes
+    from tlcore.reports.html import html_report
 
     run_dir = common.run_dir(args.run_dir)
-    report = load_report(run_dir)
-    task, classes = task_and_classes(report)
-    output = Path(args.output) if args.output else run_dir / "report.html"
-    io_atomic.check_writable(output.parent)  # a read-only folder fails now, in one line
-    # Redraw, so the page shows the plots of this tlcore version (a read-only run keeps the ones it has).
-    if (run_dir / PREDICTIONS).is_file() and io_atomic.is_writable(run_dir):
-        _, warnings = write_plots(run_dir, report, read_predictions(run_dir / PREDICTIONS, task, classes))
-        for warning in warnings:
-            print(f"warning: {warning}", file=sys.stderr)
     with common.status("writing the report (Grad-CAM of the most confident errors)"):
-        write_report(run_dir, report, common.host(), output, errors=args.errors)
+        output = html_report(common.host(), run_dir, Path(args.output) if args.output else None, args.errors)
     print(f"wrote {output} ({output.stat().st_size / 1e6:.2f} MB, self-contained; open it in a browser)")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    import torch
-
-    from tlcore.predict import Predictor
-    from tlcore.reports.export import SUFFIX, check_exportable, export_model, recorded_test_images
+    from tlcore.reports.export import export_run
 
     run_dir = common.run_dir(args.run_dir)
-    host = common.host()
-    predictor = Predictor.load(host, run_dir, device=torch.device("cpu"))  # exported and checked on the CPU
-    model, meta = predictor.model, predictor.meta
-    check_exportable(meta, model)
-    output = Path(args.output) if args.output else run_dir / f"model{SUFFIX[args.format]}"
-    io_atomic.check_writable(output.parent)  # a read-only folder fails now, in one line, not after the export
-    test_images = recorded_test_images(run_dir)
-    # The test images are read as the run read them (its adapter: a DICOM windowed, a volume's slice).
-    reader = predictor.reader_for(host, test_images[:8]) if test_images else None
     with common.status(f"exporting to {args.format} and checking it against PyTorch"):
-        result = export_model(model, meta, args.format, output, test_images, reader)
+        result = export_run(common.host(), run_dir, args.format, Path(args.output) if args.output else None)
     print(json.dumps(result.as_dict()))
     return 0
 

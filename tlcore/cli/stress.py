@@ -7,31 +7,19 @@ directory, prints a table, and one warning line per change the model leans on.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 from typing import Any
 
-from tlcore import io_atomic
 from tlcore.cli import common
 
 
 def cmd_stress(args: argparse.Namespace) -> int:
-    from tlcore.predict import split_inputs
     from tlcore.reports import stress
-    from tlcore.reports.plots import plot_stress
 
     names = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
-    host = common.host()
-    scoring = split_inputs(host, Path(args.run_dir), args.data, args.split, args.set or [])
-    for line in scoring.warnings:
-        print(f"warning: {line}", file=sys.stderr)
-    run_dir = Path(args.run_dir)
-    chosen = stress.select(host.perturbations, names, scoring.config.stress_perturbations)
-    report = stress.stress_split(scoring, chosen, args.split, show_progress=not args.quiet)
-    report = {"run": str(run_dir), "data": scoring.prepared.summary(), "split": args.split, **report}
-    io_atomic.write_text(run_dir / f"stress-{args.split}.json", json.dumps(report, indent=2))
-    plot = plot_stress(report, run_dir / f"stress-{args.split}.png")
+    run_dir = common.run_dir(args.run_dir)
+    report, plot = stress.stress_run(common.host(), run_dir, args.data, args.split, names, args.set or [],
+                                     show_progress=not args.quiet)  # fmt: skip
     _print_table(report)
     for line in stress.warning_lines(report):
         print(line, file=sys.stderr)

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skm
 
+#: A label is predicted when its probability is at least this: the metrics, predictions.csv, `tl predict`
+#: and the Python API all decide with it.
 THRESHOLD = 0.5
 
 

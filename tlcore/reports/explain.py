@@ -350,3 +350,26 @@ def write_overlays(
             }
         )
     return rows
+
+
+def explain_run(
+    host: Any, run_dir: Path, images: Sequence[str | Path], output: Path | None = None, class_name: str | None = None
+) -> list[dict[str, Any]]:
+    """``tl explain``: a Grad-CAM overlay per image in ``output`` (default ``RUN_DIR/explanations``), for
+    ``class_name`` or else the predicted class; files are read as ``tl predict`` reads them. Runs on the CPU.
+    Returns one dict per image (see :func:`write_overlays`)."""
+    from tlcore.predict import Predictor
+    from tlcore.runtime import warn
+
+    predictor = Predictor.load(host, run_dir, device=torch.device("cpu"))
+    inputs, warning = predictor.read_files(host, images)
+    if warning:
+        warn(warning)
+    meta = predictor.meta
+    target = None
+    if class_name is not None:
+        if class_name not in meta.classes:
+            raise TlcoreError(f"unknown class {class_name!r}", f"the run's classes: {', '.join(meta.classes)}")
+        target = meta.classes.index(class_name)
+    explainer = Explainer(predictor.model, meta, inputs.reader)
+    return write_overlays(explainer, inputs.items, output or run_dir / "explanations", target)

@@ -23,6 +23,7 @@ from torch import nn
 
 from tlcore import io_atomic
 from tlcore.errors import TlcoreError
+from tlcore.metrics.multilabel import THRESHOLD
 from tlcore.models.transfer import EstimatorHead, ModelMeta, TransferModel
 from tlcore.reports.explain import ModelInputs
 from tlcore.reports.predictions import PREDICTIONS, read_predictions
@@ -189,7 +190,7 @@ def _decisions(task: str, outputs: np.ndarray) -> np.ndarray:
     if task == "classification":
         return outputs.argmax(axis=1)
     if task == "multilabel":
-        return outputs >= 0.5
+        return outputs >= THRESHOLD
     return outputs.round(3)
 
 
@@ -258,3 +259,19 @@ def export_model(
             "try the other --format, and report the model and tlcore version",
         )
     return result
+
+
+def export_run(host: Any, run_dir: Path, fmt: Format = "onnx", output: Path | None = None) -> ExportResult:
+    """``tl export``: the run's model as ONNX or TorchScript (default ``RUN_DIR/model.onnx`` or ``model.pt``),
+    exported on the CPU and checked against PyTorch on the run's test images, read as the run read them."""
+    from tlcore.predict import Predictor
+
+    predictor = Predictor.load(host, run_dir, device=torch.device("cpu"))
+    model, meta = predictor.model, predictor.meta
+    check_exportable(meta, model)
+    output = output or run_dir / f"model{SUFFIX[fmt]}"
+    io_atomic.check_writable(output.parent)  # a read-only folder fails now, in one line, not after the export
+    test_images = recorded_test_images(run_dir)
+    # The run's adapter reads them (a DICOM windowed, a volume's slice).
+    reader = predictor.reader_for(host, test_images[:8]) if test_images else None
+    return export_model(model, meta, fmt, output, test_images, reader)

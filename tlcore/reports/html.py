@@ -418,3 +418,22 @@ def write_report(run_dir: Path, report: dict[str, Any], host: Any, output: Path,
     io_atomic.ensure_dir(output.parent)
     io_atomic.atomic_write(output, lambda tmp: tmp.write_text(html, encoding="utf-8"))
     return output
+
+
+def html_report(host: Any, run_dir: Path, output: Path | None = None, errors: int = 8) -> Path:
+    """``tl report``: the run's HTML page (default ``RUN_DIR/report.html``), its plots redrawn first from
+    predictions.csv so the page shows this version's (a read-only run keeps the ones it has); a plot that
+    cannot be drawn is a warning. ``errors``: test errors in the Grad-CAM gallery."""
+    from tlcore.reports.plots import write_plots
+    from tlcore.reports.run_dir import load_report
+    from tlcore.runtime import warn
+
+    report = load_report(run_dir)
+    task, classes = task_and_classes(report)
+    output = output or run_dir / "report.html"
+    io_atomic.check_writable(output.parent)  # a read-only folder fails now, in one line
+    if (run_dir / PREDICTIONS).is_file() and io_atomic.is_writable(run_dir):
+        _, warnings = write_plots(run_dir, report, read_predictions(run_dir / PREDICTIONS, task, classes))
+        for warning in warnings:
+            warn(warning)
+    return write_report(run_dir, report, host, output, errors=errors)

@@ -19,10 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from tlcore.errors import TlcoreError
+from tlcore.metrics.multilabel import THRESHOLD
 
 PREDICTIONS = "predictions.csv"
-#: Multilabel decisions use this probability threshold (as the multilabel metrics do).
-THRESHOLD = 0.5
 
 
 @dataclass

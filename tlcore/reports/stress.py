@@ -13,12 +13,15 @@ images, the image's min-max for other data (bands, windowed scans), which is map
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tlcore import io_atomic
 from tlcore.data.perturbations import CHANGES
 from tlcore.errors import PluginError
 from tlcore.metrics.tasks import task_table
@@ -193,3 +196,29 @@ def warning_lines(report: dict[str, Any]) -> list[str]:
             "the model leans on it; add it to the augmentation or check how the data was collected"
         )
     return lines
+
+
+def stress_run(
+    host: Any,
+    run_dir: Path,
+    data: str | None = None,
+    split: str = "val",
+    only: Sequence[str] | None = None,
+    overrides: Sequence[str] = (),
+    show_progress: bool = True,
+) -> tuple[dict[str, Any], Path]:
+    """``tl stress``: ``split`` re-scored under each acquisition change (``only`` these; default the core's
+    and the run's ``stress_perturbations``). Writes ``stress-SPLIT.json`` and ``stress-SPLIT.png`` in the
+    run folder and returns the report and the plot's path."""
+    from tlcore.predict import split_inputs
+    from tlcore.reports.plots import plot_stress
+    from tlcore.runtime import warn
+
+    scoring = split_inputs(host, run_dir, data, split, overrides)
+    for line in scoring.warnings:
+        warn(line)
+    chosen = select(host.perturbations, list(only) if only else None, scoring.config.stress_perturbations)
+    report = stress_split(scoring, chosen, split, show_progress=show_progress)
+    report = {"run": str(run_dir), "data": scoring.prepared.summary(), "split": split, **report}
+    io_atomic.write_text(run_dir / f"stress-{split}.json", json.dumps(report, indent=2))
+    return report, plot_stress(report, run_dir / f"stress-{split}.png")
