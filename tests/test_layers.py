@@ -48,10 +48,18 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("advise", ("tlcore.advise",)),
     # The core's own plugins: the host loads them by name, like any entry point, so nothing imports them.
     ("default_plugins", ("tlcore.default_plugins",)),
+    # The Python API (train, load, Run): a thin layer over the library, just below the command line.
+    ("api", ("tlcore.api",)),
     # Entry points: the command line (one module per command group) and the pytest plugin; nothing imports them.
     ("entry_points", ("tlcore.cli", "tlcore.scaffold", "tlcore.testing")),
 ]
 RANK = {name: rank for rank, (name, _) in enumerate(LAYERS)}
+
+#: The one import allowed to reach up, as (module, imported module, enclosing function): the package's
+#: ``__init__`` imports the API inside its module ``__getattr__`` (PEP 562), so that ``tlcore.train`` works
+#: while ``import tlcore``, which every plugin does for ``tlcore.hookimpl``, loads neither the API nor torch.
+#: The same import anywhere else in ``__init__`` (module level, another function) is an upward import.
+LAZY_EXPORT = (PACKAGE, f"{PACKAGE}.api", "__getattr__")
 
 
 def module_files() -> dict[str, Path]:
@@ -84,9 +92,21 @@ def _absolute(module: str, path: Path, node: ast.ImportFrom) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
+def _nodes(node: ast.AST, function: str | None = None) -> Iterator[tuple[ast.AST, str | None]]:
+    """Every node under ``node`` with the name of the outermost function it is in (None: module level)."""
+    for child in ast.iter_child_nodes(node):
+        inside = function
+        if inside is None and isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            inside = child.name
+        yield child, inside
+        yield from _nodes(child, inside)
+
+
 def imports_of(module: str, path: Path, known: set[str]) -> Iterator[str]:
-    """The package modules ``module`` imports; ``from pkg import name`` counts as ``pkg.name`` when that is a module."""
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+    """The package modules ``module`` imports; ``from pkg import name`` counts as ``pkg.name`` when that is a module.
+
+    :data:`LAZY_EXPORT` alone is left out."""
+    for node, function in _nodes(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -98,7 +118,7 @@ def imports_of(module: str, path: Path, known: set[str]) -> Iterator[str]:
             # `import tlcore.a.b` names tlcore.a.b; a name that is not a module stands for its nearest module.
             while target and target not in known:
                 target = target.rpartition(".")[0]
-            if target and target != module:
+            if target and target != module and (module, target, function) != LAZY_EXPORT:
                 yield target
 
 
@@ -203,3 +223,20 @@ def test_imports_are_read_as_meant(tmp_path: Path, source: str, expected: set[st
     path.write_text(source, encoding="utf-8")
     known = set(module_files())
     assert set(imports_of("tlcore.reports.probe", path, known)) == expected
+
+
+@pytest.mark.parametrize(
+    ("module", "source", "expected"),
+    [
+        ("tlcore", "def __getattr__(name):\n    from tlcore import api", set()),
+        ("tlcore", "def __getattr__(name):\n    from tlcore.api import train", set()),
+        ("tlcore", "from tlcore import api", {"tlcore.api"}),
+        ("tlcore", "def other():\n    from tlcore.api import train", {"tlcore.api"}),
+        ("tlcore", "def __getattr__(name):\n    from tlcore.cli import main", {"tlcore.cli"}),
+        ("tlcore.data", "def __getattr__(name):\n    from tlcore import api", {"tlcore.api"}),
+    ],
+)
+def test_only_the_package_getattr_imports_the_api(tmp_path: Path, module: str, source: str, expected: set[str]) -> None:
+    path = tmp_path / "probe.py"
+    path.write_text(source, encoding="utf-8")
+    assert set(imports_of(module, path, set(module_files()))) == expected
