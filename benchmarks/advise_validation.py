@@ -34,7 +34,7 @@ from tlcore.advise.sampling import stratified_subsample
 from tlcore.config import build_config, preset_settings
 from tlcore.data.prepare import PreparedData, prepare_data
 from tlcore.plugins import get_host
-from tlcore.train.run import run_training
+from tlcore.training.run import run_training
 
 
 def _with_weights_dir(candidates: list[Candidate], weights_dir: Path | None) -> list[Candidate]:

@@ -41,7 +41,7 @@ from tlcore.config import RunConfig
 from tlcore.data.prepare import prepare_data
 from tlcore.plugins import PluginHost
 from tlcore.specs import Record
-from tlcore.train.pipeline import Pipeline
+from tlcore.training.pipeline import Pipeline
 
 
 def _rate(dataset: Dataset[Any], batch_size: int) -> float:

@@ -35,8 +35,8 @@ def one(data: str, images: int, batch_size: int) -> dict[str, float]:
     from tlcore.config import RunConfig
     from tlcore.data.prepare import prepare_data
     from tlcore.plugins import PluginHost
-    from tlcore.train.features import FeatureCache
-    from tlcore.train.pipeline import Pipeline
+    from tlcore.training.features import FeatureCache
+    from tlcore.training.pipeline import Pipeline
 
     host = PluginHost(load_entrypoints=False)
     config = RunConfig(technique="feature-extraction", batch_size=batch_size, progress=False)
@@ -77,7 +77,7 @@ def one_decoded(data: str, images: int, batch_size: int) -> dict[str, float]:
     from tlcore.data.prepare import prepare_data
     from tlcore.plugins import PluginHost
     from tlcore.specs import Record
-    from tlcore.train.pipeline import Pipeline
+    from tlcore.training.pipeline import Pipeline
 
     host = PluginHost(load_entrypoints=False)
     with tempfile.TemporaryDirectory() as tmp:

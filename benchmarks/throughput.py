@@ -160,9 +160,9 @@ def tlcore_paths(
     from tlcore.models.transfer import TransferModel
     from tlcore.plugins import PluginHost
     from tlcore.runtime import prepare_model
-    from tlcore.train.features import FeatureCache
-    from tlcore.train.finetune import fine_tune
-    from tlcore.train.pipeline import Pipeline
+    from tlcore.training.features import FeatureCache
+    from tlcore.training.finetune import fine_tune
+    from tlcore.training.pipeline import Pipeline
 
     host = PluginHost(load_entrypoints=False)
     # Two epochs: the first absorbs torch.compile and worker start-up; the second is the one reported.

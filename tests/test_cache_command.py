@@ -77,7 +77,7 @@ def feature_cache_entry(tmp_path: Path) -> tuple[Any, list[Any], Path]:
     """A feature cache with one image's key: (cache, records, the path its entry will have)."""
     from tlcore.data import digests
     from tlcore.specs import Record
-    from tlcore.train import features
+    from tlcore.training import features
 
     image = tmp_path / "a.png"
     image.write_bytes(b"bytes that key the cache")
@@ -92,7 +92,7 @@ def test_a_damaged_feature_entry_that_cannot_be_replaced_names_tl_cache_clear(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tlcore.errors import StorageError
-    from tlcore.train import features
+    from tlcore.training import features
 
     cache, records, entry = feature_cache_entry(tmp_path)
     np.save(entry, np.zeros((4, 2), np.float32))  # four rows for one image
@@ -111,7 +111,7 @@ def test_a_damaged_feature_entry_that_cannot_be_replaced_names_tl_cache_clear(
 def test_cached_features_of_another_dtype_or_rank_are_recomputed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tlcore.train import features
+    from tlcore.training import features
 
     cache, records, entry = feature_cache_entry(tmp_path)
     monkeypatch.setattr(features, "compute_features", lambda *a, **k: np.ones((1, 2), dtype=np.float32))

@@ -19,7 +19,7 @@ import pytest
 
 from tlcore.config import RunConfig
 from tlcore.errors import ConfigError
-from tlcore.train import distributed
+from tlcore.training import distributed
 
 Tl = Callable[..., tuple[int, str, str]]
 #: ConvNeXt normalises with LayerNorm, so per-process batches do not change the forward pass.

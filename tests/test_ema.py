@@ -13,8 +13,8 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from tlcore.train import finetune
-from tlcore.train.finetune import weight_average
+from tlcore.training import finetune
+from tlcore.training.finetune import weight_average
 
 Tl = Callable[..., tuple[int, str, str]]
 RUN = [

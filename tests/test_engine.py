@@ -19,8 +19,8 @@ from tlcore.default_plugins.presets import FINE_TUNING
 from tlcore.metrics.classification import classification_metrics, monitor_value
 from tlcore.models.heads import logistic_regression_head, svm_head
 from tlcore.specs import HeadContext
-from tlcore.train.finetune import trainable_groups
-from tlcore.train.probe import sklearn_to_linear
+from tlcore.training.finetune import trainable_groups
+from tlcore.training.probe import sklearn_to_linear
 
 CLASSES = ["blue", "green", "red"]
 STRATEGIES = ["head-only", "partial", "gradual", "full", "lp-ft"]

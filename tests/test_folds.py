@@ -24,8 +24,8 @@ from tests import test_tasks
 from tlcore.errors import ConfigError
 from tlcore.models.ensemble import FoldEnsemble
 from tlcore.specs import LabeledDataset, Record
-from tlcore.train import folds as folds_module
-from tlcore.train.folds import assign_folds
+from tlcore.training import folds as folds_module
+from tlcore.training.folds import assign_folds
 
 tl_with = test_tasks.tl_with  # the same fixture: `tl` in-process with this module's plugin host
 

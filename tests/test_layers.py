@@ -44,7 +44,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("predict", ("tlcore.predict",)),
     # What a run writes and shows (predictions, plots, the HTML report, explanations, exports, stress).
     ("reports", ("tlcore.reports",)),
-    ("train", ("tlcore.train",)),
+    ("training", ("tlcore.training",)),
     ("advise", ("tlcore.advise",)),
     # The core's own plugins: the host loads them by name, like any entry point, so nothing imports them.
     ("default_plugins", ("tlcore.default_plugins",)),
@@ -214,7 +214,7 @@ def test_no_import_cycle_between_layers() -> None:
         ("from tlcore import io_atomic", {"tlcore.io_atomic"}),
         ("from tlcore import hookimpl", {"tlcore"}),
         ("import tlcore.data.dataset", {"tlcore.data.dataset"}),
-        ("def f():\n    from tlcore.train.run import run_training", {"tlcore.train.run"}),
+        ("def f():\n    from tlcore.training.run import run_training", {"tlcore.training.run"}),
         ("from ..data import dataset", {"tlcore.data.dataset"}),
     ],
 )

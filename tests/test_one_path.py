@@ -28,7 +28,7 @@ from tlcore.plugins import PluginHost, reset_host
 from tlcore.reports.predictions import PREDICTIONS, read_predictions
 from tlcore.specs import Augmentation, AugmentationContext
 from tlcore.testing import check_augmentation
-from tlcore.train.run import run_training
+from tlcore.training.run import run_training
 
 #: How each task's headline metrics must agree: equal (counts of right answers) or to a relative 1e-6.
 EQUAL = {"classification": ("accuracy",), "multilabel": ("subset_accuracy",), "regression": ()}

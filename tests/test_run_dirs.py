@@ -158,7 +158,7 @@ def test_an_overwrite_interrupted_after_its_config_leaves_a_marked_run_that_read
 ) -> None:
     run = finished("fe")
     with monkeypatch.context() as mp:
-        interrupt_at(mp, "tlcore.train.run:_fit_features")  # the new config.yaml is written, the model not yet
+        interrupt_at(mp, "tlcore.training.run:_fit_features")  # the new config.yaml is written, the model not yet
         code, _, _ = train(tl, datasets["two"], run, "--overwrite")
     assert code == 130
     assert yaml.safe_load((run / "config.yaml").read_text())["classes"] == ["blue", "red"]
@@ -179,7 +179,7 @@ def test_an_interrupted_fine_tuning_run_is_refused_by_readers_and_resumes(
 ) -> None:
     run = tmp_path / "run"
     with monkeypatch.context() as mp:
-        interrupt_at(mp, "tlcore.train.finetune:_checkpoint", after=1)  # Ctrl-C as epoch 2 is saved
+        interrupt_at(mp, "tlcore.training.finetune:_checkpoint", after=1)  # Ctrl-C as epoch 2 is saved
         code, _, _ = train(tl, datasets["three"], run, "--set", "epochs=2", recipe=FT)
     assert code == 130
     assert (run / "checkpoint_state.pt").exists() and (run / "incomplete.json").exists()

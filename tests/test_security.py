@@ -15,7 +15,7 @@ import yaml
 
 from tests.test_cache_command import feature_cache_entry
 from tlcore.config import RunConfig
-from tlcore.train import features
+from tlcore.training import features
 
 Tl = Callable[..., tuple[int, str, str]]
 

@@ -32,8 +32,8 @@ from tlcore.models.objective import Objective
 from tlcore.models.transfer import ESTIMATOR_FILE, _load_estimator, load_meta
 from tlcore.plugins import PluginHost, reset_host
 from tlcore.specs import AugmentationContext, DatasetAdapter, HeadContext, LabeledDataset, Record
-from tlcore.train.probe import fit_sklearn_head
-from tlcore.train.run import run_training
+from tlcore.training.probe import fit_sklearn_head
+from tlcore.training.run import run_training
 
 SIZES = {"train": 64, "val": 16, "test": 32}
 #: Small, quick and quiet; a random-initialised tiny timm model (no weights to load).

@@ -6,8 +6,6 @@ use: every plugin imports this package for ``tlcore.hookimpl``, and that import 
 
 from __future__ import annotations
 
-import sys
-import types
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -34,20 +32,3 @@ def __getattr__(name: str) -> Any:
 
         return getattr(api, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-class _Package(types.ModuleType):
-    """The package's module type. Importing the subpackage ``tlcore.train`` (the training engine) sets the
-    package's attribute ``train`` to it; this property keeps ``tlcore.train`` the API's function, and the
-    subpackage stays where imports find it (``sys.modules``)."""
-
-    @property
-    def train(self) -> Any:
-        return __getattr__("train")
-
-    @train.setter
-    def train(self, module: Any) -> None:
-        self.__dict__["train"] = module
-
-
-sys.modules[__name__].__class__ = _Package

@@ -60,8 +60,8 @@ def train(
     folder ``runs/<preset>-<UTC time>`` under the current directory. ``resume=True`` continues the
     interrupted run in ``output`` with its own preset (``data=None``: its own data)."""
     from tlcore.config import resolve_config
-    from tlcore.train import distributed
-    from tlcore.train.run import read_run_config, run_training
+    from tlcore.training import distributed
+    from tlcore.training.run import read_run_config, run_training
 
     host = _host()
     if resume:

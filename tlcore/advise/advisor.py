@@ -31,7 +31,7 @@ from tlcore.errors import ConfigError, TlcoreError
 from tlcore.plugins import PluginHost
 from tlcore.runtime import console
 from tlcore.specs import Record
-from tlcore.train.pipeline import Pipeline
+from tlcore.training.pipeline import Pipeline
 
 #: The offline ImageNet backbones plus a from-scratch control of the first one's architecture.
 OFFLINE_CANDIDATES = (

@@ -2,7 +2,7 @@
 
 The seed's claim made measurable: how much does transfer gain over training from scratch, and
 at what cost, when only a fraction of the labels exists? Every run goes through the normal
-training engine (:func:`tlcore.train.run.run_training`) on a stratified, nested subset of train;
+training engine (:func:`tlcore.training.run.run_training`) on a stratified, nested subset of train;
 val and test stay the full splits, so every point is scored on the same images.
 """
 
@@ -29,7 +29,7 @@ from tlcore.errors import ConfigError, TlcoreError
 from tlcore.plugins import PluginHost
 from tlcore.runtime import console
 from tlcore.specs import Record
-from tlcore.train.run import run_training
+from tlcore.training.run import run_training
 
 METHODS = ("scratch", "feature-extraction", "fine-tuning")
 DEFAULT_FRACTIONS = (0.05, 0.1, 0.25, 0.5, 1.0)

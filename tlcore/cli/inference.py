@@ -58,7 +58,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     import numpy as np
 
     from tlcore.data.prepare import prepare_data
-    from tlcore.train.pipeline import Pipeline
+    from tlcore.training.pipeline import Pipeline
 
     host = common.host()
     config = common.config(host, "feature-extraction", args.set or [])

@@ -12,7 +12,7 @@ from tlcore.metrics.tasks import task_table
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from tlcore.train.run import read_run_config, run_training
+    from tlcore.training.run import read_run_config, run_training
 
     host = common.host()
     common.warn_failed_plugins(host)
@@ -34,7 +34,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         config.progress = False
     if args.strict:
         config.strict = True
-    from tlcore.train import distributed
+    from tlcore.training import distributed
 
     with distributed.session(config) as dist:  # under torchrun: one process per GPU/worker, rank 0 reports
         report = run_training(host, config, data, run_dir, preset, resume=bool(args.resume), overwrite=args.overwrite)

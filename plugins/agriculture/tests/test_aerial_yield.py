@@ -22,7 +22,7 @@ def test_aerial_yield_preset_resolves(host: PluginHost) -> None:
 
 def test_learns_yield_from_ndvi(host: PluginHost, tmp_path: Path, tiles: Callable) -> None:
     """Yield = 2 + 8 x mean NDVI + noise; 12 fields of 10 tiles, whole fields held out for val and test."""
-    from tlcore.train.run import run_training
+    from tlcore.training.run import run_training
 
     tiles(tmp_path / "data", fields=12, tiles_per_field=10, size=16, fmt="tif", noise=0.05)
     overrides = {

@@ -15,7 +15,7 @@ from PIL import Image
 from tlcore.config import build_config, preset_settings
 from tlcore.plugins import PluginHost
 from tlcore.testing import check_preset
-from tlcore.train.run import run_training
+from tlcore.training.run import run_training
 
 TINY = {"backbone": "test_efficientnet", "weights": "none", "epochs": 1, "image_size": 32, "batch_size": 8,
         "head_epochs": 5, "progress": False, "num_workers": 0, "bootstrap": 100}

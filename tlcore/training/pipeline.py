@@ -28,7 +28,7 @@ from tlcore.plugins import PluginHost, guarded
 from tlcore.predict import InputView, eval_view
 from tlcore.runtime import loader_options, pick_device, prepare_model, resolve_workers
 from tlcore.specs import AugmentationContext, Backbone, HeadContext, Record
-from tlcore.train.features import Extraction, FeatureCache
+from tlcore.training.features import Extraction, FeatureCache
 
 
 class Pipeline:

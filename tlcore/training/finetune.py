@@ -24,8 +24,8 @@ from tlcore.models.objective import Objective
 from tlcore.models.transfer import TransferModel
 from tlcore.predict import predict_proba
 from tlcore.runtime import autocast, console, loader_options, progress, seed_everything, warn
-from tlcore.train import distributed
-from tlcore.train.probe import class_weights
+from tlcore.training import distributed
+from tlcore.training.probe import class_weights
 
 CHECKPOINT = "checkpoint.safetensors"
 CHECKPOINT_STATE = "checkpoint_state.pt"

@@ -141,7 +141,7 @@ def run_folds(
 ) -> dict[str, Any]:
     """Train ``config.folds`` fold runs and write their ensemble's run directory. Returns its report.
 
-    ``run_training`` trains one fold (tlcore.train.run passes itself: it is also what calls this, so the
+    ``run_training`` trains one fold (tlcore.training.run passes itself: it is also what calls this, so the
     fold loop takes it as an argument rather than importing its caller)."""
     started, started_at = time.perf_counter(), datetime.now(UTC)
     k = config.folds

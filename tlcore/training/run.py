@@ -41,11 +41,11 @@ from tlcore.run_dirs import (
     check_same_settings,
 )
 from tlcore.runtime import prepare_model, seed_everything, warn
-from tlcore.train import distributed
-from tlcore.train.finetune import check_state_fits, fine_tune, load_resume_state
-from tlcore.train.folds import run_folds
-from tlcore.train.pipeline import Pipeline
-from tlcore.train.probe import ProbeResult, fit_sklearn_head, fit_torch_head
+from tlcore.training import distributed
+from tlcore.training.finetune import check_state_fits, fine_tune, load_resume_state
+from tlcore.training.folds import run_folds
+from tlcore.training.pipeline import Pipeline
+from tlcore.training.probe import ProbeResult, fit_sklearn_head, fit_torch_head
 
 REPORT = "report.json"
 
@@ -65,7 +65,7 @@ def run_training(
     ``prepared`` skips loading ``data`` (a caller that already holds it, e.g. on a label subset).
     ``run_dir`` must be new or empty, or hold a run that ``overwrite`` replaces or ``resume`` continues;
     every check that can refuse the run comes before its first file is written (tlcore.run_dirs).
-    ``config.folds`` >= 2 trains a grouped K-fold ensemble instead (tlcore.train.folds)."""
+    ``config.folds`` >= 2 trains a grouped K-fold ensemble instead (tlcore.training.folds)."""
     if config.folds == 1:
         raise ConfigError("folds=1 is one fold: there is nothing to cross-validate", "use folds=0 (off) or 2 and more")
     if config.folds >= 2:
