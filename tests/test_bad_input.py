@@ -374,6 +374,18 @@ def case_sklearn_head_fine_tuned(env: Env) -> list[str]:
     return ["train", "--preset", "fine-tuning", "--data", str(env.folder()), *FAST, "--set", "head=svm"]
 
 
+def case_set_zero_grad_accumulation(env: Env) -> list[str]:
+    return env.train(env.folder(), "--set", "grad_accumulation=0")
+
+
+def case_set_negative_grad_clip(env: Env) -> list[str]:
+    return env.train(env.folder(), "--set", "grad_clip=-1")
+
+
+def case_set_unknown_precision(env: Env) -> list[str]:
+    return env.train(env.folder(), "--set", "precision=fp8")
+
+
 def case_cuda_without_a_gpu(env: Env) -> list[str]:
     if torch.cuda.is_available():
         pytest.skip("a GPU is visible")
@@ -667,6 +679,9 @@ ERROR_CASES: list[tuple[Callable[[Env], list[str]], tuple[str, ...]]] = [
     (case_set_negative_seed, ("seed", "greater than or equal to 0", "tl train --help")),
     (case_set_absurd_epochs, ("epochs", "less than or equal to 10000", "(got 1000000000.0)")),
     (case_set_without_equals, ("'epochs' is not key=value",)),
+    (case_set_zero_grad_accumulation, ("grad_accumulation", "greater than or equal to 1", "(got 0)")),
+    (case_set_negative_grad_clip, ("grad_clip", "greater than 0", "(got -1)")),
+    (case_set_unknown_precision, ("precision", "'auto', 'bf16', 'fp16' or 'fp32'", "(got 'fp8')")),
     (case_sklearn_head_fine_tuned, ("'svm' is a scikit-learn head",)),
     (case_cuda_without_a_gpu, ("device=cuda but no CUDA GPU",)),
     (case_weights_of_the_wrong_architecture, ("does not fit architecture tf_efficientnet_lite0",)),

@@ -16,6 +16,8 @@ from tlcore.specs import Preset
 
 Technique = Literal["feature-extraction", "fine-tuning"]
 Strategy = Literal["head-only", "partial", "full", "gradual", "lp-ft"]
+#: The arithmetic of forward passes; tlcore.runtime.resolve_precision says what auto means on a device.
+Precision = Literal["auto", "bf16", "fp16", "fp32"]
 #: How a binary run picks its decision threshold on val (see tlcore.metrics.operating_point).
 OPERATING_POINT_RULE = r"^(youden|(sensitivity|specificity):(0(\.\d+)?|1(\.0+)?|\.\d+))$"
 #: Upper bounds that only refuse typos and absurd values: each is far above what a run uses, and each
@@ -23,6 +25,7 @@ OPERATING_POINT_RULE = r"^(youden|(sensitivity|specificity):(0(\.\d+)?|1(\.0+)?|
 MAX_IMAGE_SIZE = 2048  # presets use the weights' own size (224-384); large timm models reach 1024
 MAX_EPOCHS = 10_000
 MAX_BATCH_SIZE = 65_536  # the global batch of a many-GPU run
+MAX_GRAD_ACCUMULATION = 1024
 MAX_FEATURE_VIEWS = 100  # each view is a full backbone pass over train
 MAX_BOOTSTRAP = 100_000
 #: numpy seeds are 32-bit, and the engine derives seeds from this one (seed + 1 carves val): 31 bits
@@ -87,7 +90,26 @@ class RunConfig(BaseModel):
     strategy: Strategy = Field("lp-ft", description="head-only | partial | full | gradual | lp-ft")
     freeze_stages: int = Field(0, ge=0, description="partial: number of leading stages kept frozen")
     epochs: int = Field(10, ge=1, le=MAX_EPOCHS, description="fine-tuning epochs")
-    batch_size: int = Field(32, ge=1, le=MAX_BATCH_SIZE, description="images per step, over all processes")
+    batch_size: int = Field(
+        32,
+        ge=1,
+        le=MAX_BATCH_SIZE,
+        description="images per forward and backward pass, over all processes (an optimizer step takes "
+        "grad_accumulation of these batches)",
+    )
+    grad_accumulation: int = Field(
+        1,
+        ge=1,
+        le=MAX_GRAD_ACCUMULATION,
+        description="fine-tuning: batches whose gradients add up to one optimizer step, so a step averages "
+        "batch_size x this images in the memory of one batch (BatchNorm still normalises each batch alone)",
+    )
+    grad_clip: float | None = Field(
+        None,
+        gt=0,
+        description="fine-tuning: clip the gradients' global L2 norm to this before each optimizer step "
+        "(e.g. 1.0; null = off)",
+    )
     lr: float = Field(1e-3, gt=0, description="learning rate of the head")
     backbone_lr_mult: float = Field(0.1, gt=0, description="backbone lr = lr * this (discriminative lr)")
     layer_decay: float | None = Field(None, gt=0, le=1, description="per-stage lr decay towards the input")
@@ -151,6 +173,12 @@ class RunConfig(BaseModel):
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
     num_workers: int | None = Field(None, ge=0, description="DataLoader workers; default 0 on CPU, most cores on GPU")
     compile: bool = Field(False, description="torch.compile the model for fine-tuning (pays off on GPUs)")
+    precision: Precision = Field(
+        "auto",
+        description="arithmetic of training, feature extraction and scoring: auto = bf16 on GPUs with bf16 in "
+        "hardware, fp16 with loss scaling on older CUDA GPUs, fp32 on CPU and MPS; bf16 | fp16 | fp32 force "
+        "one (bf16 and fp16 also run on the CPU, faster only on CPUs with instructions for them)",
+    )
     cache_dir: str | None = Field(None, description="feature cache; default ~/.cache/tlcore/features")
     decode_cache: bool = Field(
         True,

@@ -5,7 +5,8 @@ check and the report's Grad-CAM gallery all see an image the same way: read by t
 windowed, a NIfTI volume sliced, bands as stored), then the run's one eval view (:func:`eval_view`: the
 core's resize and centre crop at the run's preprocessing, never a plugin's) and normalisation. Those that
 score go through :class:`Predictor`: the same batching, test-time mirror, activation, target units and
-device (bf16 autocast on CUDA, as training) wherever it is called, so a number in ``report.json`` is the
+device and precision (the run's ``precision``, resolved for the device as training resolves it:
+tlcore.runtime.resolve_precision) wherever it is called, so a number in ``report.json`` is the
 number ``tl evaluate`` prints for the same images.
 """
 
@@ -33,7 +34,15 @@ from tlcore.models.objective import Objective
 from tlcore.models.transfer import ModelMeta, TransferModel, load_model
 from tlcore.plugins import PluginHost
 from tlcore.run_dirs import existing_run_dir, read_run_settings, run_adapter
-from tlcore.runtime import autocast, loader_options, pick_device, prepare_model, resolve_workers, warn
+from tlcore.runtime import (
+    autocast,
+    loader_options,
+    pick_device,
+    prepare_model,
+    resolve_precision,
+    resolve_workers,
+    warn,
+)
 from tlcore.specs import AugmentationContext, PredictionInputs, Record, source_file
 
 if TYPE_CHECKING:
@@ -89,17 +98,20 @@ def predict_proba(
     device: torch.device,
     tta: bool = False,
     activate: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    precision: str = "auto",
 ) -> np.ndarray:
     """Activated outputs (softmax unless ``activate`` says otherwise; see ``Objective.activate``); with
-    ``tta`` averaged with those of the horizontally mirrored batch. bf16 autocast on CUDA."""
+    ``tta`` averaged with those of the horizontally mirrored batch. Forward passes in ``precision``
+    (tlcore.runtime.resolve_precision: ``auto`` is bf16 on recent CUDA GPUs, fp32 on the CPU)."""
     act = activate or (lambda logits: torch.softmax(logits.float(), dim=1))
+    resolve_precision(precision, device)  # a device that cannot compute in it fails before the first batch
     if isinstance(model, nn.Module):
         model.eval()
     normalize = cast(ImageDataset, loader.dataset).normalize
     out = []
     with torch.inference_mode():
         for x, _ in loader:
-            with autocast(device):
+            with autocast(device, precision):
                 x = normalize(x, device)
                 proba = act(model(x).float())
                 if tta:
@@ -111,7 +123,8 @@ def predict_proba(
 class Predictor:
     """A trained model (a single run's or a fold ensemble's) and how its run scores inputs.
 
-    ``adapter`` and ``adapter_options``: what read the run's training data, used again for new files."""
+    ``adapter`` and ``adapter_options``: what read the run's training data, used again for new files;
+    ``precision``: the run's setting, resolved for ``device`` (tlcore.runtime.resolve_precision)."""
 
     def __init__(
         self,
@@ -122,8 +135,10 @@ class Predictor:
         workers: int = 0,
         adapter: str | None = None,
         adapter_options: dict[str, Any] | None = None,
+        precision: str = "auto",
     ) -> None:
         self.device = device or torch.device("cpu")
+        self.precision = resolve_precision(precision, self.device)  # bf16, fp16 or fp32
         self.model = prepare_model(model, self.device).eval()
         self.meta = meta
         self.objective = Objective.from_meta(meta)
@@ -136,11 +151,11 @@ class Predictor:
         cls, model: TransferModel, meta: ModelMeta, config: RunConfig, adapter: str | None = None,
         adapter_options: dict[str, Any] | None = None, device: torch.device | None = None,
     ) -> Predictor:  # fmt: skip
-        """Device (unless given), batch size and workers from the run's settings (``device``, ``batch_size``,
-        ``num_workers``)."""
+        """Device (unless given), batch size, workers and precision from the run's settings (``device``,
+        ``batch_size``, ``num_workers``, ``precision``)."""
         device = device or pick_device(config.device)
         workers = resolve_workers(config.num_workers, device)
-        return cls(model, meta, device, eval_batch_size(config), workers, adapter, adapter_options)
+        return cls(model, meta, device, eval_batch_size(config), workers, adapter, adapter_options, config.precision)
 
     @classmethod
     def load(
@@ -171,7 +186,9 @@ class Predictor:
             from tlcore.models.bn_adapt import adapt_batchnorm
 
             adapt_batchnorm(self.model, loader, self.device)
-        outputs = predict_proba(self.model, loader, self.device, tta=self.meta.tta, activate=self.objective.activate)
+        outputs = predict_proba(
+            self.model, loader, self.device, self.meta.tta, self.objective.activate, self.precision
+        )
         return self.objective.to_units(outputs)
 
     def read_files(self, host: PluginHost, paths: Sequence[str | Path]) -> tuple[PredictionInputs, str | None]:

@@ -1,4 +1,18 @@
-"""Device choice, mixed precision and progress bars: the parts of a run that depend on the machine."""
+"""Device choice, mixed precision and progress bars: the parts of a run that depend on the machine.
+
+Precision: :func:`resolve_precision` is the one rule that turns the ``precision`` setting and a device into
+the arithmetic of every forward pass (fine-tuning, feature extraction, scoring through tlcore.predict):
+
+- ``auto``: bf16 on CUDA GPUs with bf16 in hardware (compute capability 8.0+), fp16 with loss scaling on older
+  CUDA GPUs (V100, T4, ...), fp32 on the CPU and on Apple GPUs (MPS).
+- ``bf16``: anywhere torch offers it: CUDA GPUs that torch reports bf16 support for, the CPU, MPS on macOS 14+.
+- ``fp16``: with loss scaling, on CUDA, the CPU and MPS.
+- ``fp32``: everywhere.
+
+bf16 and fp16 mean autocast: weights and optimizer state stay float32, matrix products and convolutions
+run in the lower precision. fp16's narrow range needs a gradient scaler (:func:`grad_scaler`); bf16 has
+float32's range and needs none.
+"""
 
 from __future__ import annotations
 
@@ -41,11 +55,57 @@ def pick_device(setting: str) -> torch.device:
     return device
 
 
-def autocast(device: torch.device) -> contextlib.AbstractContextManager[object]:
-    """bf16 autocast on CUDA (no loss scaling needed); full precision elsewhere."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+#: The autocast dtype of each resolved precision; fp32 runs without autocast.
+AUTOCAST_DTYPES: dict[str, torch.dtype | None] = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether the CUDA GPU computes bf16 in hardware (compute capability 8.0 and newer: A100, H100, RTX 30xx
+    and later; ROCm GPUs). Older cards emulate it, slower than fp16."""
+    if torch.version.hip:
+        return True
+    return torch.cuda.get_device_capability(device) >= (8, 0)
+
+
+def resolve_precision(setting: str, device: torch.device) -> str:
+    """The precision forward passes on ``device`` run in: ``bf16``, ``fp16`` or ``fp32`` (see the table in
+    this module's docstring); a one-line ConfigError when the device cannot compute in the one asked for."""
+    if setting == "auto":
+        if device.type == "cuda":
+            return "bf16" if native_bf16(device) else "fp16"
+        return "fp32"  # the CPU and Apple GPUs: full precision unless asked (lower precision rarely pays there)
+    if setting not in AUTOCAST_DTYPES:
+        raise ConfigError(f"unknown precision {setting!r}", "use auto, bf16, fp16 or fp32")
+    if setting == "fp32":
+        return setting
+    if not torch.amp.is_autocast_available(device.type):
+        raise ConfigError(
+            f"precision={setting}: torch has no mixed precision on {device.type}", "use precision=fp32 or auto"
+        )
+    if setting == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError(
+            f"precision=bf16 but {torch.cuda.get_device_name(device)} cannot compute in bf16",
+            "use precision=fp16 (with loss scaling) or auto",
+        )
+    if setting == "bf16" and device.type == "mps" and not torch.backends.mps.is_macos_or_newer(14, 0):
+        raise ConfigError("precision=bf16 on MPS needs macOS 14 or newer", "use precision=fp16 or fp32")
+    return setting
+
+
+def autocast(device: torch.device, precision: str = "auto") -> contextlib.AbstractContextManager[object]:
+    """Autocast to the dtype :func:`resolve_precision` picks for ``precision`` on ``device``; nothing for fp32."""
+    dtype = AUTOCAST_DTYPES[resolve_precision(precision, device)]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler | None:
+    """The gradient scaler training needs in ``precision`` on ``device``: one for fp16 (its small range
+    underflows small gradients unless the loss is scaled up), None otherwise."""
+    if resolve_precision(precision, device) != "fp16":
+        return None
+    return torch.amp.GradScaler(device.type)
 
 
 def resolve_workers(setting: int | None, device: torch.device) -> int:

@@ -192,6 +192,7 @@ class StepModule:
         self.model, self.ctx, self.compile = model, ctx, compile
         self._key: object = None
         self._module: nn.Module | None = None
+        self._ddp: Any = None  # the DistributedDataParallel wrapper, when distributed
 
     def for_frozen(self, key: object) -> nn.Module:
         """The module for an epoch whose frozen stages are described by ``key``."""
@@ -201,7 +202,15 @@ class StepModule:
                 from torch.nn.parallel import DistributedDataParallel
 
                 ids = [self.ctx.local_rank] if self.ctx.backend == "nccl" else None
-                module = DistributedDataParallel(self.model, device_ids=ids)
+                module = self._ddp = DistributedDataParallel(self.model, device_ids=ids)
             self._module = cast(nn.Module, torch.compile(module)) if self.compile else module
             self._key = key
         return self._module
+
+    def accumulating(self, sync: bool) -> contextlib.AbstractContextManager[object]:
+        """The context of one batch's forward and backward pass: with ``sync`` False (the batch only adds
+        gradients to its optimizer step's group) DDP skips the all-reduce, which the group's last batch
+        then does for the summed gradients. Compiled modules synchronise every batch (same result)."""
+        if sync or self._ddp is None or self.compile:
+            return contextlib.nullcontext()
+        return cast(contextlib.AbstractContextManager[object], self._ddp.no_sync())

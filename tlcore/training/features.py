@@ -58,6 +58,7 @@ class FeatureCache:
         view: str = "",
         label: str = "features",
         show_progress: bool = True,
+        precision: str = "auto",
     ) -> Extraction:
         path = self.dir / f"{content_key(records)}{view}.npy"
         damage = None
@@ -67,7 +68,7 @@ class FeatureCache:
                 return Extraction(cached, 0.0, True)
             warn(f"cached features {path} {damage}: computing them again")
         start = time.perf_counter()
-        feats = compute_features(model, dataset, device, batch_size, num_workers, label, show_progress)
+        feats = compute_features(model, dataset, device, batch_size, num_workers, label, show_progress, precision)
         seconds = time.perf_counter() - start
         try:
             io_atomic.ensure_dir(self.dir)
@@ -118,7 +119,10 @@ def compute_features(
     num_workers: int = 0,
     label: str = "features",
     show_progress: bool = True,
+    precision: str = "auto",
 ) -> np.ndarray:
+    """Pooled backbone features of every image of ``dataset``, forward passes in ``precision``
+    (tlcore.runtime.resolve_precision)."""
     model.eval()
     # Its own generator: iterating a loader draws a seed, and a cache hit (no loader) must leave the
     # global random stream where a miss leaves it, or a rerun with warm caches trains differently.
@@ -134,7 +138,7 @@ def compute_features(
     with progress(show_progress) as bar:
         task = bar.add_task(label, total=len(dataset), info="")
         for x, _ in loader:
-            with autocast(device):
+            with autocast(device, precision):
                 f = forward(dataset.normalize(x, device))
             out.append(f.float().cpu().numpy())
             bar.advance(task, len(x))

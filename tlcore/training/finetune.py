@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from tlcore.models.backbones import keep_frozen_bn_in_eval, set_trainable
 from tlcore.models.objective import Objective
 from tlcore.models.transfer import TransferModel
 from tlcore.predict import predict_proba
-from tlcore.runtime import autocast, console, loader_options, progress, seed_everything, warn
+from tlcore.runtime import autocast, console, grad_scaler, loader_options, progress, seed_everything, warn
 from tlcore.training import distributed
 from tlcore.training.probe import class_weights
 
@@ -88,6 +89,68 @@ def warmup_cosine(total_steps: int, warmup_steps: int) -> Callable[[int], float]
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress_)))
 
     return factor
+
+
+class Stepper:
+    """Micro-batch losses into optimizer steps: ``accumulation`` batches per step, fp16 loss scaling,
+    gradient clipping, then the learning-rate schedule and the weight average, once per step.
+
+    A batch's loss is divided by the number of batches in its group (``accumulation``; fewer for an epoch's
+    last, partial group), so a step's gradient is the mean over its batches' mean losses: equal to one
+    batch ``accumulation`` times as large when the batches are full and the model has no BatchNorm."""
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        accumulation: int = 1,
+        clip: float | None = None,
+        scaler: torch.amp.GradScaler | None = None,
+        ema: Any = None,
+        model: nn.Module | None = None,
+    ) -> None:
+        self.optimizer, self.scheduler, self.accumulation, self.clip = optimizer, scheduler, accumulation, clip
+        self.scaler, self.ema, self.model = scaler, ema, model
+
+    @staticmethod
+    def steps(batches: int, accumulation: int) -> int:
+        """Optimizer steps in an epoch of ``batches``: the last, partial group steps too."""
+        return math.ceil(batches / accumulation)
+
+    def completes_step(self, index: int, batches: int) -> bool:
+        """Whether batch ``index`` (from 0) of an epoch of ``batches`` is the last of its group."""
+        return (index + 1) % self.accumulation == 0 or index + 1 == batches
+
+    def backward(self, loss: torch.Tensor, index: int, batches: int) -> bool:
+        """Add batch ``index``'s gradients; step when it completes its group (then True)."""
+        first = index - index % self.accumulation
+        scaled = loss / min(self.accumulation, batches - first)
+        (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+        if not self.completes_step(index, batches):
+            return False
+        self.step()
+        return True
+
+    def step(self) -> None:
+        """Clip (after unscaling), step the optimizer (the scaler skips a step whose gradients overflowed),
+        clear the gradients, then advance the schedule and the weight average."""
+        if self.clip is not None:
+            if self.scaler is not None:
+                self.scaler.unscale_(self.optimizer)
+            params = [p for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
+            torch.nn.utils.clip_grad_norm_(params, self.clip)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        with warnings.catch_warnings():
+            # fp16: a first step skipped for overflow makes torch warn that the schedule moved first
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
+            self.scheduler.step()
+        if self.ema is not None and self.model is not None:
+            self.ema.update(self.model, step=self.scheduler.last_epoch)
 
 
 def _save_state_dict(model: nn.Module, path: Path) -> None:
@@ -175,7 +238,8 @@ def fine_tune(
     shard = math.ceil(len(train_set) / dist.world_size)
     has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
     drop_last = use_mix or (has_bn and shard > batch_size and shard % batch_size == 1)
-    steps_per_epoch = dist.steps_per_epoch(len(train_set), batch_size, drop_last=drop_last)
+    batches_per_epoch = dist.steps_per_epoch(len(train_set), batch_size, drop_last=drop_last)
+    steps_per_epoch = Stepper.steps(batches_per_epoch, config.grad_accumulation)  # optimizer steps
     total_steps = steps_per_epoch * config.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(total_steps, int(config.warmup_epochs * steps_per_epoch))
@@ -188,6 +252,7 @@ def fine_tune(
             mixup_alpha=config.mixup, cutmix_alpha=config.cutmix, label_smoothing=config.label_smoothing, num_classes=k
         )
 
+    scaler = grad_scaler(config.precision, device)  # fp16 only
     result = FitResult()
     start_epoch = 0
     if resume and state is None:
@@ -196,12 +261,15 @@ def fine_tune(
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        if scaler is not None and "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
         start_epoch = int(state["epoch"])
         result.history = list(state["history"])
         result.best_epoch, result.best_score = int(state["best_epoch"]), float(state["best_score"])
         console.print(f"resuming after epoch {start_epoch} (best so far: epoch {result.best_epoch})")
     ema = weight_average(model, config.ema, state if resume else None)
     scored = ema.module if ema is not None else model  # what val scores, checkpoints and the run keep
+    stepper = Stepper(optimizer, scheduler, config.grad_accumulation, config.grad_clip, scaler, ema, model)
 
     n_groups = len(groups)
     # Compiled for the training steps only; evaluation runs the eager module (no eval-mode recompile).
@@ -240,24 +308,23 @@ def fine_tune(
             model.train()
             keep_frozen_bn_in_eval(model)
             total_loss, seen = 0.0, 0
-            batch_task = bar.add_task(f"epoch {epoch + 1}/{config.epochs}", total=len(loader), info="")
-            for x, y in loader:
+            batches = len(loader)
+            batch_task = bar.add_task(f"epoch {epoch + 1}/{config.epochs}", total=batches, info="")
+            optimizer.zero_grad(set_to_none=True)
+            for index, (x, y) in enumerate(loader):
                 x, y = train_set.normalize(x, device), objective.batch_targets(y.to(device, non_blocking=True))
                 if mixer is not None:
                     x, y = mixer(x, y)
-                with autocast(device):
-                    logits = step_model(x)
-                loss = (
-                    torch.sum(-y * torch.log_softmax(logits.float(), dim=1), dim=1).mean()
-                    if mixer is not None
-                    else objective.loss(logits, y)
-                )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                if ema is not None:
-                    ema.update(model, step=scheduler.last_epoch)
+                # Batches inside a group only add up gradients: no all-reduce between processes until the last.
+                with step_models.accumulating(stepper.completes_step(index, batches)):
+                    with autocast(device, config.precision):
+                        logits = step_model(x)
+                    loss = (
+                        torch.sum(-y * torch.log_softmax(logits.float(), dim=1), dim=1).mean()
+                        if mixer is not None
+                        else objective.loss(logits, y)
+                    )
+                    stepper.backward(loss, index, batches)
                 total_loss += float(loss.detach()) * len(x)
                 seen += len(x)
                 bar.update(batch_task, advance=1, info=f"loss {total_loss / seen:.3f}")
@@ -266,7 +333,9 @@ def fine_tune(
             seen = int(seen_all)
             train_seconds = time.perf_counter() - t0
             outputs = dist.predict(
-                lambda loader: predict_proba(scored, loader, device, tta=config.tta, activate=objective.activate),
+                lambda loader: predict_proba(
+                    scored, loader, device, tta=config.tta, activate=objective.activate, precision=config.precision
+                ),
                 val_loader,
             )
             val = objective.metrics(val_targets, objective.to_units(outputs))
@@ -287,7 +356,7 @@ def fine_tune(
             if improved:
                 result.best_epoch, result.best_score = epoch + 1, score
             if dist.is_main:  # one writer per run directory
-                _checkpoint(model, optimizer, scheduler, epoch, result, improved, run_dir, ema)
+                _checkpoint(model, optimizer, scheduler, epoch, result, improved, run_dir, ema, scaler)
             bar.update(
                 epoch_task,
                 advance=1,
@@ -346,6 +415,7 @@ def _checkpoint(
     improved: bool,
     run_dir: Path,
     ema: Any = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> None:
     """After every epoch, each file written then renamed, so kill -9 loses at most one epoch.
 
@@ -358,9 +428,11 @@ def _checkpoint(
     _write_metrics(run_dir / "metrics.csv", result.history)
     _save_state_dict(scored, run_dir / CHECKPOINT)
     averaged = {"ema": {k: v.detach().cpu() for k, v in ema.module.state_dict().items()}} if ema is not None else {}
+    scaling = {"scaler": scaler.state_dict()} if scaler is not None else {}  # fp16's loss scale
     io_atomic.torch_save(
         {
             **averaged,
+            **scaling,
             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),

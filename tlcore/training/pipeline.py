@@ -26,7 +26,7 @@ from tlcore.models.transfer import ModelMeta
 from tlcore.models.weights import cache_root
 from tlcore.plugins import PluginHost, guarded
 from tlcore.predict import InputView, eval_view
-from tlcore.runtime import loader_options, pick_device, prepare_model, resolve_workers
+from tlcore.runtime import loader_options, pick_device, prepare_model, resolve_precision, resolve_workers
 from tlcore.specs import AugmentationContext, Backbone, HeadContext, Record
 from tlcore.training.features import Extraction, FeatureCache
 
@@ -47,6 +47,7 @@ class Pipeline:
             pre = Preprocessing(size, pre.mean, pre.std, pre.interpolation, config.crop_pct or pre.crop_pct)
         self.pre = pre
         self.device = pick_device(config.device)
+        self.precision = resolve_precision(config.precision, self.device)  # bf16 | fp16 | fp32, or a ConfigError
         self.backbone = prepare_model(self.backbone, self.device)
         self.workers = resolve_workers(config.num_workers, self.device)
         augmentation = host.augmentations.get(config.augmentation)
@@ -140,7 +141,7 @@ class Pipeline:
                 "reader": reader_identity(self.data.dataset.reader) or repr(self.data.dataset.reader),
                 # images shrunk once into the decoded cache differ (slightly) from ones decoded each time
                 **({"decoded_short_side": self.decoded["short_side"]} if self.decoded else {}),
-                "precision": "bf16" if self.device.type == "cuda" else "fp32",
+                "precision": self.precision,
                 # only when set, so caches of uint8 datasets keep their keys
                 **({"input_stats": self.input_stats} if self.input_stats is not None else {}),
             },
@@ -167,6 +168,7 @@ class Pipeline:
             view=suffix,
             label=label,
             show_progress=self.config.progress,
+            precision=self.precision,
         )
 
     def feature_arrays(self) -> dict[str, np.ndarray]:

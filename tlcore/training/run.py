@@ -386,7 +386,7 @@ def build_report(run: TrainingRun, fitted: Fitted, val_proba: np.ndarray, test_p
         "shift": fitted.shift,
         "training": fitted.training,
         "timing": timing,
-        "environment": _environment(pipe.device),
+        "environment": _environment(pipe.device, pipe.precision),
         "config": config.model_dump(),
     }
     classes = prepared.dataset.classes
@@ -438,11 +438,12 @@ def _weights_dict(w: WeightsSource) -> dict[str, Any]:
     return {"source": w.kind, "origin": w.origin, "pretrained": w.pretrained}
 
 
-def _environment(device: torch.device) -> dict[str, Any]:
+def _environment(device: torch.device, precision: str) -> dict[str, Any]:
     import timm
 
     return {
         "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
+        "precision": precision,  # as resolved for the device: bf16, fp16 (with loss scaling) or fp32
         "torch": torch.__version__,
         "timm": timm.__version__,
         "python": platform.python_version(),
