@@ -32,6 +32,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "tlcore.runtime",
             "tlcore.cache",
             "tlcore.config",
+            "tlcore.recipes",
             "tlcore.catalog",
             "tlcore.hookspecs",
             "tlcore.plugins",

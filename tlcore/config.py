@@ -225,13 +225,14 @@ def _numbers(value: Any) -> Any:
     return value
 
 
-def check_setting(key: str) -> None:
-    """A one-line ConfigError, with the closest names, when ``key`` is no setting of a run."""
+def check_setting(key: str, source: str = "--set") -> None:
+    """A one-line ConfigError, with the closest names, when ``key`` is no setting of a run (``source``: where
+    the key was given, the start of the message)."""
     fields = RunConfig.model_fields
     if key not in fields:
         close = difflib.get_close_matches(key, list(fields), n=3)
         hint = f"did you mean {', '.join(close)}? " if close else ""
-        raise ConfigError(f"--set: unknown key {key!r}", f"{hint}see `tl train --help`")
+        raise ConfigError(f"{source}: unknown key {key!r}", f"{hint}see `tl train --help`")
 
 
 def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
@@ -277,15 +278,18 @@ def preset_settings(presets: Registry[Preset], name: str) -> dict[str, Any]:
     return settings
 
 
-def build_config(settings: Mapping[str, Any], overrides: Mapping[str, Any], source: str) -> RunConfig:
-    """Validate preset settings plus overrides; errors name the key and the source."""
+def build_config(
+    settings: Mapping[str, Any], overrides: Mapping[str, Any], source: str, override_source: str = "--set"
+) -> RunConfig:
+    """Validate preset settings plus overrides; errors name the key and where its value came from
+    (``source`` for ``settings``, ``override_source`` for ``overrides``)."""
     merged = {**settings, **overrides}
     try:
         return RunConfig(**merged)
     except ValidationError as exc:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"])
-        origin = "--set" if err["loc"] and err["loc"][0] in overrides else source
+        origin = override_source if err["loc"] and err["loc"][0] in overrides else source
         raise ConfigError(
             f"{origin}: {key}: {err['msg']} (got {err.get('input')!r})",
             "`tl train --help` lists every key with its meaning and range",
