@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -138,8 +138,10 @@ def run_folds(
     run_training: Callable[..., dict[str, Any]],
     resume: bool = False,
     overwrite: bool = False,
+    recipe: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train ``config.folds`` fold runs and write their ensemble's run directory. Returns its report.
+    ``recipe``: the recipe file the settings came from, recorded in config.yaml and report.json.
 
     ``run_training`` trains one fold (tlcore.training.run passes itself: it is also what calls this, so the
     fold loop takes it as an argument rather than importing its caller)."""
@@ -148,6 +150,7 @@ def run_folds(
     if resume:
         saved = yaml.safe_load((run_dir / RUN_CONFIG).read_text())
         run_id = str(saved["run_id"])
+        recipe = saved.get("recipe")
         if run_dirs.is_unfinished(run_dir) is False and (run_dir / REPORT).is_file():
             raise ConfigError(f"{run_dir} is a finished {k}-fold run: nothing to resume", "--overwrite trains it again")
     else:
@@ -171,7 +174,7 @@ def run_folds(
                 {
                     "run_id": run_id, "preset": preset, "data": data, "adapter": prepared.adapter,
                     "started": started_at.isoformat(), "task": ds.task, "classes": ds.classes,
-                    "config": config.model_dump(),
+                    "config": config.model_dump(), **({"recipe": dict(recipe)} if recipe is not None else {}),
                 },
                 sort_keys=False,
             ),
@@ -191,14 +194,14 @@ def run_folds(
         members.append(fold_dir.relative_to(run_dir).as_posix())
         vals.append(val)
     return _write_ensemble(
-        host, run_dir, run_id, config, prepared, preset, reports, members, vals, fold_seconds, started
+        host, run_dir, run_id, config, prepared, preset, reports, members, vals, fold_seconds, started, recipe
     )
 
 
 def _write_ensemble(
     host: PluginHost, run_dir: Path, run_id: str, config: RunConfig, prepared: PreparedData, preset: str | None,
     reports: list[dict[str, Any]], members: list[str], vals: list[list[Record]], fold_seconds: list[float],
-    started: float,
+    started: float, recipe: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """The ensemble's model.json, report.json (out-of-fold val, ensemble test) and predictions."""
     ds = prepared.dataset
@@ -225,6 +228,7 @@ def _write_ensemble(
         "tlcore_version": tlcore.__version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "preset": preset,
+        "recipe": dict(recipe) if recipe is not None else None,
         "technique": config.technique,
         "strategy": first.get("strategy"),
         "task": first.get("task"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import platform
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,8 +60,12 @@ def run_training(
     resume: bool = False,
     prepared: PreparedData | None = None,
     overwrite: bool = False,
+    recipe: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train, evaluate on val and test, and write the run directory. Returns the report.
+
+    ``recipe``: the recipe file the settings came from (its path and SHA-256, tlcore.recipes), recorded in
+    config.yaml and report.json; a resumed run keeps the one it recorded.
 
     ``prepared`` skips loading ``data`` (a caller that already holds it, e.g. on a label subset).
     ``run_dir`` must be new or empty, or hold a run that ``overwrite`` replaces or ``resume`` continues;
@@ -71,8 +76,11 @@ def run_training(
     if config.folds >= 2:
         if prepared is not None:
             raise ConfigError("folds cannot be combined with data prepared by the caller", "set folds=0")
-        return run_folds(host, config, data, run_dir, preset, run_training, resume=resume, overwrite=overwrite)
+        return run_folds(
+            host, config, data, run_dir, preset, run_training, resume=resume, overwrite=overwrite, recipe=recipe
+        )
     run = _open(host, config, data, run_dir, preset, resume, prepared, overwrite)
+    run.recipe = dict(recipe) if recipe is not None else run.recipe
     _begin(run)
     fitted = _fit_features(run) if config.technique == "feature-extraction" else _fine_tune(run)
     if fitted is None:
@@ -103,6 +111,7 @@ class TrainingRun:
     y: dict[str, np.ndarray]  # targets per split
     state: dict[str, Any] | None  # the checkpoint a fine-tuning resume continues from
     timing: dict[str, Any] = field(default_factory=dict)
+    recipe: dict[str, Any] | None = None  # the recipe file's path and SHA-256 (config.yaml, report.json)
 
 
 @dataclass
@@ -158,6 +167,7 @@ def _open(
         objective, y, state,
     )  # fmt: skip
     run.timing["setup_s"] = time.perf_counter() - started
+    run.recipe = saved.get("recipe")  # a resumed run keeps the recipe it was started from
     return run
 
 
@@ -194,6 +204,8 @@ def _begin(run: TrainingRun) -> None:
         "in_chans": run.pipe.in_chans,
         "config": run.config.model_dump(),
     }
+    if run.recipe is not None:
+        saved["recipe"] = run.recipe
     io_atomic.write_text(run.run_dir / RUN_CONFIG, yaml.safe_dump(saved, sort_keys=False))
     # What this run trained on: `tl evaluate` warns when it scores any of these images.
     write_train_images(run.run_dir, dataset.splits["train"], dataset.reader)
@@ -365,6 +377,7 @@ def build_report(run: TrainingRun, fitted: Fitted, val_proba: np.ndarray, test_p
         "tlcore_version": tlcore.__version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "preset": run.preset,
+        "recipe": run.recipe,
         "technique": config.technique,
         "strategy": config.strategy if config.technique == "fine-tuning" else None,
         "task": run.objective.summary(),
