@@ -474,6 +474,96 @@ def case_train_without_data(env: Env) -> list[str]:
     return ["train", "--preset", "feature-extraction"]
 
 
+# -- recipes (tl train --config FILE) -----------------------------------------------------------
+
+
+def recipe(env: Env, text: str | bytes, *extra: str) -> list[str]:
+    """``tl train --config`` on a recipe file holding ``text``, with tiny data and a fresh output."""
+    path = env.tmp / "recipe.yaml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    return ["train", "--config", str(path), "--data", str(env.folder()), "--output", str(env.tmp / "run"), *extra]
+
+
+def case_recipe_missing(env: Env) -> list[str]:
+    return ["train", "--config", str(env.tmp / "nope.yaml"), "--data", str(env.folder())]
+
+
+def case_recipe_is_a_run_folder(env: Env) -> list[str]:
+    return ["train", "--config", str(env.trained_run()), "--data", str(env.folder())]
+
+
+def case_recipe_not_yaml(env: Env) -> list[str]:
+    return recipe(env, "extends: feature-extraction\nepochs: [3\n")
+
+
+def case_recipe_binary(env: Env) -> list[str]:
+    return recipe(env, b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+
+
+def case_recipe_not_a_mapping(env: Env) -> list[str]:
+    return recipe(env, "- epochs: 3\n- lr: 0.1\n")
+
+
+def case_recipe_empty(env: Env) -> list[str]:
+    return recipe(env, "")
+
+
+def case_recipe_unknown_key(env: Env) -> list[str]:
+    return recipe(env, "extends: feature-extraction\nepohcs: 3\n")
+
+
+def case_recipe_wrong_type(env: Env) -> list[str]:
+    return recipe(env, "extends: feature-extraction\nepochs: many\n")
+
+
+def case_recipe_out_of_range(env: Env) -> list[str]:
+    return recipe(env, "extends: feature-extraction\nval_fraction: 1.5\n")
+
+
+def case_recipe_nested_wrong_type(env: Env) -> list[str]:
+    return recipe(env, "extends: feature-extraction\nhead_params: [C, 2]\n")
+
+
+def case_recipe_unknown_extends(env: Env) -> list[str]:
+    return recipe(env, "extends: fine-tunning\n")
+
+
+def case_recipe_extends_that_is_not_a_name(env: Env) -> list[str]:
+    return recipe(env, "extends: {name: fine-tuning}\n")
+
+
+def case_recipe_extends_disagreeing_with_preset(env: Env) -> list[str]:
+    return recipe(env, "extends: fine-tuning\n", "--preset", "feature-extraction")
+
+
+def case_recipe_set_still_checked(env: Env) -> list[str]:
+    return recipe(env, "extends: feature-extraction\n", "--set", "epochs=0")
+
+
+def case_recipe_without_data(env: Env) -> list[str]:
+    (env.tmp / "recipe.yaml").write_text("extends: feature-extraction\n")
+    return ["train", "--config", str(env.tmp / "recipe.yaml")]
+
+
+def case_recipe_with_resume(env: Env) -> list[str]:
+    (env.tmp / "recipe.yaml").write_text("extends: feature-extraction\n")
+    return ["train", "--config", str(env.tmp / "recipe.yaml"), "--resume", str(env.trained_run())]
+
+
+def case_run_config_with_a_setting_beside_config(env: Env) -> list[str]:
+    config = env.trained_run() / "config.yaml"
+    saved = yaml.safe_load(config.read_text())
+    config.write_text(yaml.safe_dump({**saved, "epochs": 3}))
+    return ["train", "--config", str(config), "--data", str(env.folder()), "--output", str(env.tmp / "run")]
+
+
+def case_list_presets_yaml_of_an_unknown_preset(env: Env) -> list[str]:
+    return ["list", "presets", "--yaml", "fine-tunning"]
+
+
 def case_predict_with_a_folder_that_is_not_a_run(env: Env) -> list[str]:
     image = env.tmp / "x.png"
     Image.new("RGB", (8, 8)).save(image)
@@ -693,6 +783,27 @@ ERROR_CASES: list[tuple[Callable[[Env], list[str]], tuple[str, ...]]] = [
     (case_output_is_a_file, ("could not create folder", "a file of that name is in the way")),
     (case_resume_without_a_run, ("nothing to resume",)),
     (case_train_without_data, ("needs --preset and --data",)),
+    (case_recipe_missing, ("recipe", "nope.yaml does not exist", "tl list presets --yaml")),
+    (case_recipe_is_a_run_folder, ("is a folder", "config.yaml")),
+    (case_recipe_not_yaml, ("recipe.yaml is not valid YAML at line 3",)),
+    (case_recipe_binary, ("recipe.yaml is not a text file",)),
+    (case_recipe_not_a_mapping, ("holds a list, not a mapping",)),
+    (case_recipe_empty, ("recipe.yaml is empty",)),
+    (case_recipe_unknown_key, ("recipe.yaml: unknown key 'epohcs'", "did you mean epochs?", "tl train --help")),
+    (case_recipe_wrong_type, ("recipe.yaml: epochs:", "integer", "'many'")),
+    (case_recipe_out_of_range, ("recipe.yaml: val_fraction:", "less than 1", "tl train --help")),
+    (case_recipe_nested_wrong_type, ("recipe.yaml: head_params:", "dictionary")),
+    (case_recipe_unknown_extends, ("recipe.yaml: extends: unknown preset 'fine-tunning'", "'fine-tuning'")),
+    (case_recipe_extends_that_is_not_a_name, ("recipe.yaml: extends: expected a preset name",)),
+    (
+        case_recipe_extends_disagreeing_with_preset,
+        ("extends: fine-tuning, but the preset given is feature-extraction", "give no preset"),
+    ),
+    (case_recipe_set_still_checked, ("--set: epochs:", "greater than or equal to 1")),
+    (case_recipe_without_data, ("--config needs --data", "names no data")),
+    (case_recipe_with_resume, ("--resume continues a run", "--config starts one")),
+    (case_run_config_with_a_setting_beside_config, ("setting 'epochs' beside `config:`",)),
+    (case_list_presets_yaml_of_an_unknown_preset, ("unknown preset 'fine-tunning'", "'fine-tuning'")),
     (case_predict_with_a_folder_that_is_not_a_run, ("holds no trained model",)),
     (case_predict_with_truncated_weights, ("model.safetensors is damaged or truncated", "train the run again")),
     (case_evaluate_with_truncated_weights, ("model.safetensors is damaged or truncated",)),

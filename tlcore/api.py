@@ -23,6 +23,7 @@ from PIL import Image
 
 from tlcore import io_atomic
 from tlcore.errors import DataError, TlcoreError
+from tlcore.recipes import DEFAULT_PRESET
 from tlcore.run_dirs import REPORT, existing_run_dir, read_run_settings
 
 if TYPE_CHECKING:
@@ -45,45 +46,66 @@ FRAME_COLUMNS = ("path", "label", "split", "group")
 
 def train(
     data: DataInput | None,
-    preset: str = "fine-tuning",
+    preset: str | None = None,
     output: str | os.PathLike[str] | None = None,
     *,
+    config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
     **settings: Any,
 ) -> Run:
-    """Train ``preset`` on ``data`` into the run folder ``output`` and return the finished run.
+    """Train ``preset`` (default ``fine-tuning``) on ``data`` into the run folder ``output`` and return the
+    finished run.
 
     ``settings`` are ``tl train --set`` keys with Python values (``epochs=3``,
-    ``augmentation_params={"hflip": True}``), checked as ``--set`` checks them. ``output=None`` is a new
-    folder ``runs/<preset>-<UTC time>`` under the current directory. ``resume=True`` continues the
-    interrupted run in ``output`` with its own preset (``data=None``: its own data)."""
+    ``augmentation_params={"hflip": True}``), checked as ``--set`` checks them. ``config`` is a recipe, as
+    ``tl train --config`` takes it: a YAML file (a run's ``config.yaml`` too) or a mapping of the same keys;
+    ``preset=None`` is then the recipe's ``extends``, and ``settings`` go over the recipe's; ``data=None``
+    is the recipe's ``data``. ``output=None`` is a new folder ``runs/<preset>-<UTC time>`` under the current
+    directory. ``resume=True`` continues the interrupted run in ``output`` with its own preset (``data=None``:
+    its own data)."""
     from tlcore.config import resolve_config
     from tlcore.training import distributed
     from tlcore.training.run import read_run_config, run_training
 
     host = _host()
+    recipe: dict[str, Any] | None = None
     if resume:
         if overwrite:
             raise TlcoreError("resume continues a run, overwrite replaces it", "pass one of them")
+        if config is not None:
+            raise TlcoreError("resume continues a run with its own settings, config starts one", "pass one of them")
         if output is None:
             raise TlcoreError("resume=True needs the run to continue", "pass its folder as output")
         run_dir = Path(output)
         saved = read_run_config(run_dir)
         source, settings = _data_source(saved["data"] if data is None else data, settings)
-        config = resolve_config(host.presets, None, settings, base=saved["config"])
+        run_config = resolve_config(host.presets, None, settings, base=saved["config"])
         preset_name = saved.get("preset")
+    elif config is not None:
+        from tlcore.recipes import load_recipe, recipe_config
+
+        loaded = load_recipe(config)
+        data = loaded.data if data is None else data
+        if data is None:
+            raise TlcoreError("train needs data: the recipe names none", "pass a folder, a CSV manifest or a DataFrame")
+        if isinstance(data, pd.DataFrame) and "adapter_options" not in settings:
+            settings = {**settings, "adapter_options": loaded.settings.get("adapter_options") or {}}
+        source, settings = _data_source(data, settings)
+        run_config, preset_name = recipe_config(host.presets, loaded, preset, settings)
+        recipe = loaded.provenance()
+        run_dir = Path(output) if output is not None else _new_run_dir(preset_name or "recipe")
     else:
         if data is None:
             raise TlcoreError("train needs data", "pass a folder, a CSV manifest, a catalogue name or a DataFrame")
         source, settings = _data_source(data, settings)
-        config = resolve_config(host.presets, preset, settings)
-        run_dir = Path(output) if output is not None else _new_run_dir(preset)
-        preset_name = preset
-    config.progress = progress
-    with distributed.session(config):  # under torchrun: one process per GPU, rank 0 writes the run
-        run_training(host, config, source, run_dir, preset_name, resume=resume, overwrite=overwrite)
+        preset_name = preset or DEFAULT_PRESET
+        run_config = resolve_config(host.presets, preset_name, settings)
+        run_dir = Path(output) if output is not None else _new_run_dir(preset_name)
+    run_config.progress = progress
+    with distributed.session(run_config):  # under torchrun: one process per GPU, rank 0 writes the run
+        run_training(host, run_config, source, run_dir, preset_name, resume=resume, overwrite=overwrite, recipe=recipe)
     return Run(run_dir)
 
 

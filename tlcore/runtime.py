@@ -17,6 +17,7 @@ float32's range and needs none.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import random
 import warnings
@@ -30,7 +31,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from tlcore.errors import ConfigError, TlcoreWarning
 
-console = Console(stderr=True)
+
+def make_console() -> Console:
+    """The console for progress bars and messages (stderr).
+
+    In Jupyter, rich draws live bars as ipywidgets and warns once per bar when that package is missing;
+    without it the bars print as plain text instead."""
+    out = Console(stderr=True)
+    if out.is_jupyter and importlib.util.find_spec("ipywidgets") is None:
+        out = Console(stderr=True, force_jupyter=False)
+    return out
+
+
+console = make_console()
 
 
 def warn(message: str) -> None:

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from tlcore.cli import common
+from tlcore.errors import TlcoreError
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -32,6 +33,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     host = common.host()
     kind = args.kind
+    if args.yaml is not None:
+        return _preset_yaml(host, kind, args.yaml)
     if kind == "backbones" and args.all:
         import timm
 
@@ -54,6 +57,21 @@ def cmd_list(args: argparse.Namespace) -> int:
     for r in rows:
         table.add_row(r["name"], r["description"], _short_plugin(r["plugin"]))
     Console().print(table)
+    return 0
+
+
+def _preset_yaml(host: Any, kind: str, pattern: str) -> int:
+    """``tl list presets --yaml NAME``: the one preset named (or matched) as a recipe for ``tl train --config``."""
+    from tlcore.recipes import preset_recipe
+
+    if kind != "presets":
+        raise TlcoreError(f"--yaml prints a preset as a recipe, not {kind}", "tl list presets --yaml NAME")
+    presets = host.presets
+    names = [pattern] if pattern in presets else [e.name for e in presets.matching(pattern)]
+    if len(names) > 1:
+        raise TlcoreError(f"{pattern!r} matches {len(names)} presets ({', '.join(names)})", "name one of them")
+    common.warn_failed_plugins(host)
+    print(preset_recipe(presets, names[0] if names else pattern), end="")  # none: the unknown-preset error
     return 0
 
 
@@ -105,4 +123,10 @@ def add_commands(sub: Any) -> None:
     p.add_argument("pattern", nargs="?", help="filter: substring or shell pattern (resnet*)")
     p.add_argument("--all", action="store_true", help="backbones: every timm architecture, not just the curated list")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--yaml",
+        metavar="PRESET",
+        help="presets: print PRESET as a recipe file for tl train --config (its settings, then the others "
+        "commented at their defaults): tl list presets --yaml fine-tuning > recipe.yaml",
+    )
     p.set_defaults(func=cmd_list)

@@ -16,17 +16,26 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     host = common.host()
     common.warn_failed_plugins(host)
+    recipe: dict[str, Any] | None = None
+    folds = [f"folds={args.folds}"] if args.folds is not None else []
     if args.resume:
         if args.overwrite:
             raise TlcoreError("--resume continues a run, --overwrite replaces it", "pass one of them")
+        if args.config:
+            raise TlcoreError("--resume continues a run with its own settings, --config starts one", "pass one of them")
         run_dir = Path(args.resume)
         saved = read_run_config(run_dir)
         config = common.config(host, None, args.set or [], base=saved["config"])
         data, preset = args.data or saved["data"], saved.get("preset")
+    elif args.config:
+        config, data, preset, recipe = _recipe(host, args, folds)
+        name = preset or Path(args.config).stem
+        run_dir = Path(args.output or f"runs/{Path(str(data)).name}-{name.replace('/', '-')}")
     else:
         if not args.preset or not args.data:
-            raise TlcoreError("tl train needs --preset and --data (or --resume RUN_DIR)", "see tl train --help")
-        folds = [f"folds={args.folds}"] if args.folds is not None else []
+            raise TlcoreError(
+                "tl train needs --preset and --data (or --config RECIPE, or --resume RUN_DIR)", "see tl train --help"
+            )
         config = common.config(host, args.preset, [*(args.set or []), *folds])
         data, preset = args.data, args.preset
         run_dir = Path(args.output or f"runs/{Path(str(data)).name}-{preset.replace('/', '-')}")
@@ -37,10 +46,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     from tlcore.training import distributed
 
     with distributed.session(config) as dist:  # under torchrun: one process per GPU/worker, rank 0 reports
-        report = run_training(host, config, data, run_dir, preset, resume=bool(args.resume), overwrite=args.overwrite)
+        report = run_training(
+            host, config, data, run_dir, preset, resume=bool(args.resume), overwrite=args.overwrite, recipe=recipe
+        )
     if dist.is_main:
         _print_summary(report, run_dir)
     return 0
+
+
+def _recipe(host: Any, args: argparse.Namespace, folds: list[str]) -> tuple[Any, str, str | None, dict[str, Any]]:
+    """``--config``: the run configuration (preset, then recipe, then ``--set``), the data (``--data``, else
+    the recipe's), the preset the run records, and the recipe's path and SHA-256."""
+    from tlcore.config import parse_overrides
+    from tlcore.recipes import load_recipe, recipe_config
+
+    recipe = load_recipe(args.config)
+    data = args.data or recipe.data
+    if not data:
+        raise TlcoreError(f"tl train --config needs --data: recipe {args.config} names no data", "pass --data DIR")
+    overrides = parse_overrides([*(args.set or []), *folds])
+    config, preset = recipe_config(host.presets, recipe, args.preset, overrides)
+    return config, data, preset, recipe.provenance()
 
 
 def _scores(metrics: dict[str, Any], task: str) -> str:
@@ -71,10 +97,27 @@ def _print_summary(report: dict[str, Any], run_dir: Path) -> None:
     print(f"run written to {run_dir} (report.json, model.safetensors, metrics)")
 
 
+RECIPE_HELP = """\
+recipes (--config FILE): a YAML mapping of `extends: PRESET`, an optional `description:`, and any setting
+below, as for --set:
+    extends: medical/chest-xray        # the base preset; none: --preset, else fine-tuning
+    description: table 2, row 3
+    epochs: 8
+    augmentation_params: {hflip: true}
+  The recipe's settings go over the preset's and --set over the recipe's. --preset with a recipe that names
+  a different extends is refused. A run's config.yaml is a recipe: its settings, its preset, and its data
+  when --data is not given. tl list presets --yaml NAME prints a preset as a recipe to start from.
+  config.yaml and report.json of the run record the recipe's path and SHA-256 (recipe:).
+examples:
+  tl list presets --yaml medical/chest-xray > recipe.yaml
+  tl train --config recipe.yaml --data DIR --output runs/r1 --set epochs=3
+  tl train --config runs/r1/config.yaml --data NEW_DIR --output runs/r2"""
+
+
 def settings_help() -> str:
     from tlcore.config import RunConfig, value_range
 
-    lines = ["settings for --set key=value (values are YAML):"]
+    lines = ["settings for --set key=value, and the keys of a recipe (values are YAML):"]
     for name, field in RunConfig.model_fields.items():
         default = field.default if field.default_factory is None else field.default_factory()  # type: ignore[call-arg]
         bounds = value_range(field)
@@ -89,11 +132,17 @@ def add_commands(sub: Any) -> None:
         "train",
         help="train a preset on a dataset",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Train a preset recipe. The run directory receives config.yaml, metrics.csv, "
-        "model.safetensors + model.json and report.json.",
-        epilog=settings_help(),
+        description="Train a preset, or a recipe file (--config). The run directory receives config.yaml, "
+        "metrics.csv, model.safetensors + model.json and report.json.",
+        epilog=f"{RECIPE_HELP}\n\n{settings_help()}",
     )
-    p.add_argument("--preset", help="recipe name (tl list presets): feature-extraction, fine-tuning, or a plugin's")
+    p.add_argument("--preset", help="preset name (tl list presets): feature-extraction, fine-tuning, or a plugin's")
+    p.add_argument(
+        "--config",
+        metavar="RECIPE.yaml",
+        help="train the settings of a recipe file: extends (a preset), then any key below; a run's own "
+        "config.yaml trains that run's settings again (see recipes below)",
+    )
     p.add_argument("--data", help="image folder, CSV manifest, or catalogue dataset name (tl list datasets)")
     p.add_argument("--output", "-o", help="run directory (default runs/<data>-<preset>)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
