@@ -132,6 +132,8 @@ SPEC_OBJECTS: list[tuple[str, list[str]]] = [
             specs.HeadContext,
             specs.Preset,
             specs.Perturbation,
+            specs.Logger,
+            specs.LoggerContext,
         )
     ],
     ("CatalogEntry", list(CatalogEntry.model_fields)),

@@ -69,6 +69,7 @@ def test_default_plugins_register_through_the_hooks() -> None:
         "heads": {"linear": "heads", "logistic-regression": "heads"},
         "presets": {"feature-extraction": "presets", "fine-tuning": "presets"},
         "perturbations": {"blur": "perturbations", "zoom-in": "perturbations"},
+        "loggers": {"mlflow": "loggers", "tensorboard": "loggers"},
     }
     registries = host.registries()
     for kind, names in expected.items():
@@ -76,13 +77,15 @@ def test_default_plugins_register_through_the_hooks() -> None:
             assert registries[kind].entry(name).plugin == f"tlcore.default_plugins.{module}", (kind, name)
 
     defaults = host.plugins()
-    assert [i.name for i in defaults] == [f"tlcore.default_plugins.{m}" for m in
-                                          ("augmentations", "backbones", "datasets", "heads", "perturbations",
-                                           "presets")]
+    assert [i.name for i in defaults] == [
+        f"tlcore.default_plugins.{m}"
+        for m in ("augmentations", "backbones", "datasets", "heads", "loggers", "perturbations", "presets")
+    ]
     assert all(i.default and i.status == "loaded" and i.error is None for i in defaults)
     assert info(host, "tlcore.default_plugins.backbones").hooks == ["register_backbones", "resolve_backbone"]
     assert info(host, "tlcore.default_plugins.presets").hooks == ["register_presets"]
     assert info(host, "tlcore.default_plugins.perturbations").hooks == ["register_perturbations"]
+    assert info(host, "tlcore.default_plugins.loggers").hooks == ["register_loggers"]
     assert host.failures() == []
 
 

@@ -168,6 +168,19 @@ class RunConfig(BaseModel):
         description="two classes: threshold chosen on val, used on test: youden | sensitivity:0.95 | specificity:0.9",
     )
     positive_class: str | None = Field(None, description="two classes: the positive class (default: the second)")
+    # experiment tracking
+    loggers: list[str] = Field(
+        default_factory=list,
+        description="experiment trackers the run reports to, e.g. [mlflow,tensorboard] (tl list loggers): settings, "
+        'metrics per epoch, final scores and the run\'s files; mlflow needs pip install "tlcore[mlflow]", '
+        'tensorboard "tlcore[tensorboard]"',
+    )
+    mlflow_tracking_uri: str | None = Field(
+        None,
+        description="loggers=[mlflow]: tracking server or store, e.g. http://127.0.0.1:5000; default "
+        "$MLFLOW_TRACKING_URI, else MLflow's own default (a local store in the working directory)",
+    )
+    mlflow_experiment: str = Field("tlcore", min_length=1, description="loggers=[mlflow]: the MLflow experiment")
     # runtime
     seed: int = Field(0, ge=0, le=MAX_SEED, description="random seed")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")

@@ -23,7 +23,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from tlcore.catalog import CatalogEntry
-    from tlcore.specs import Augmentation, Backbone, DatasetAdapter, Head, Perturbation, Preset
+    from tlcore.specs import Augmentation, Backbone, DatasetAdapter, Head, Logger, Perturbation, Preset
 
 hookspec = pluggy.HookspecMarker("tlcore")
 
@@ -105,4 +105,16 @@ def register_catalog_entries(register: Callable[[CatalogEntry], None]) -> None:
 
     Called once, when the catalogue is first used. Call ``register(entry)`` with a
     :class:`~tlcore.catalog.CatalogEntry` (where the data comes from, licence, citation).
+    """
+
+
+@hookspec
+def register_loggers(register: Callable[[Logger], None]) -> None:
+    """Register experiment trackers that a run reports to when its ``loggers`` setting names them.
+
+    Called once, when the logger registry is first used. Call ``register(logger)`` for each
+    :class:`~tlcore.specs.Logger`; its ``build(context)`` returns a :class:`~tlcore.specs.RunLogger` for one
+    run, which receives the run's settings, each epoch's metrics, the final scores and the run directory's
+    files. The core registers ``mlflow`` and ``tensorboard``. A logger that fails during a run is switched
+    off with a warning; the run goes on.
     """

@@ -28,14 +28,14 @@ import tlcore
 from tlcore import hookspecs
 from tlcore.errors import DuplicateNameError, PluginError, TlcoreError, UnknownNameError
 from tlcore.registry import Registry
-from tlcore.specs import Augmentation, Backbone, DatasetAdapter, Head, Perturbation, Preset
+from tlcore.specs import Augmentation, Backbone, DatasetAdapter, Head, Logger, Perturbation, Preset
 
 ENTRY_POINT_GROUP = "tlcore"
 #: The core's own plugins, registered first and in this order. The host loads them by name, as it loads
 #: entry points: they build on tlcore.data and tlcore.models, which use the host, so it does not import them.
 DEFAULT_PLUGINS = tuple(
     f"tlcore.default_plugins.{module}"
-    for module in ("datasets", "augmentations", "backbones", "heads", "presets", "perturbations")
+    for module in ("datasets", "augmentations", "backbones", "heads", "presets", "perturbations", "loggers")
 )
 T = TypeVar("T")
 
@@ -221,6 +221,10 @@ class PluginHost:
         return self._collect("register_presets", "preset", Preset)
 
     @cached_property
+    def loggers(self) -> Registry[Logger]:
+        return self._collect("register_loggers", "logger", Logger)
+
+    @cached_property
     def catalog(self) -> Any:  # tlcore.catalog.Catalog; Any avoids an import cycle at module load
         from tlcore.catalog import Catalog, CatalogEntry
 
@@ -261,6 +265,7 @@ class PluginHost:
             "heads": self.heads,
             "presets": self.presets,
             "perturbations": self.perturbations,
+            "loggers": self.loggers,
         }
 
 

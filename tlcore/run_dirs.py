@@ -40,6 +40,10 @@ RUN_PATTERNS = ("evaluation-*.json", "stress-*.json", "stress-*.png", ".*.tmp", 
 EXPLANATIONS = "explanations"
 #: ``tl train --folds K``: the fold runs of an ensemble, ``folds/fold-1`` ... ``folds/fold-K``.
 FOLDS = "folds"
+#: ``--set loggers=[tensorboard]``: the run's TensorBoard event files.
+TENSORBOARD = "tensorboard"
+#: The name every TensorBoard event file starts with.
+EVENT_FILE_PREFIX = "events.out.tfevents."
 
 
 def new_run_id() -> str:
@@ -107,6 +111,8 @@ def _is_run_file(entry: Path) -> bool:
     if entry.is_dir():
         if entry.name == FOLDS:  # only fold runs (and folds not started yet) inside
             return all(p.is_dir() and (is_run_dir(p) or not any(p.iterdir())) for p in entry.iterdir())
+        if entry.name == TENSORBOARD:  # event files only
+            return all(p.is_dir() or p.name.startswith(EVENT_FILE_PREFIX) for p in entry.rglob("*"))
         return entry.name == EXPLANATIONS and all(p.is_file() and p.suffix == ".png" for p in entry.iterdir())
     return entry.name in RUN_FILES or any(fnmatch.fnmatchcase(entry.name, p) for p in RUN_PATTERNS)
 

@@ -3,13 +3,14 @@
 Each registry holds one kind of object, named so a reader can tell what it does: a
 :class:`DatasetAdapter` loads labelled records, an :class:`Augmentation` builds an
 albumentations pipeline, a :class:`Backbone` says which timm model and which weights, a
-:class:`Head` builds the classifier on top, and a :class:`Preset` ties them together.
+:class:`Head` builds the classifier on top, and a :class:`Preset` ties them together. A :class:`Logger`
+builds a :class:`RunLogger` that reports a run to an experiment tracker (MLflow, TensorBoard).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -216,3 +217,62 @@ class Preset:
     description: str
     settings: Mapping[str, Any]
     extends: str | None = None
+
+
+@dataclass(frozen=True)
+class LoggerContext:
+    """What a logger builder is told: the run's resolved settings and its run directory (which may not exist yet)."""
+
+    config: Mapping[str, Any]
+    run_dir: Path
+
+
+#: How a tracked run ended: trained and written, failed with an error, or interrupted (Ctrl-C).
+RunStatus = Literal["FINISHED", "FAILED", "KILLED"]
+
+
+class RunLogger:
+    """One run's connection to an experiment tracker, built by :attr:`Logger.build` for each run.
+
+    tlcore calls, in this order and in the process that writes the run directory: ``start`` once (after the
+    run directory is created), ``log_epoch`` after each epoch, ``log_report`` and ``log_artifacts`` once the run
+    directory is complete, then ``close``. A run that fails or is interrupted after ``start`` skips to ``close``
+    with ``FAILED`` or ``KILLED``. Every method does nothing here: a subclass overrides the ones it needs.
+
+    A method that raises never fails the run: tlcore warns once, calls ``close("FAILED")`` and stops using
+    this logger for the rest of the run; the run directory is complete either way.
+    """
+
+    def start(self, config: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+        """The run begins: ``config`` is the resolved configuration (``RunConfig.model_dump()``), ``meta`` the
+        run's identity (``run_id``, ``run_dir``, ``preset``, ``data``, ``adapter``, ``technique``, ``task``,
+        ``classes``, ``resumed``, ``tlcore_version``)."""
+
+    def log_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        """One epoch's numbers, ``epoch`` counted from 1: the columns of ``metrics.csv`` (``train_loss``,
+        ``val_accuracy``, ...) or of a torch head's history in feature extraction."""
+
+    def log_report(self, metrics: Mapping[str, float], report: Mapping[str, Any]) -> None:
+        """The final scores of the saved model: ``metrics`` are report.json's val and test scalars as
+        ``val/<metric>`` and ``test/<metric>``; ``report`` is report.json's whole content."""
+
+    def log_artifacts(self, run_dir: Path, files: Sequence[Path]) -> None:
+        """The run directory's files (report.json, config.yaml, metrics.csv, predictions.csv, plots, the model),
+        as paths under ``run_dir``."""
+
+    def close(self, status: RunStatus) -> None:
+        """The end, always called once after ``start``: ``FINISHED``, ``FAILED`` or ``KILLED``."""
+
+
+@dataclass(frozen=True)
+class Logger:
+    """An experiment tracker a run can report to: ``--set loggers=[NAME]``.
+
+    ``build(context)`` is called for every run that names the logger, before any data is loaded: it checks what the
+    logger needs (an installed package, a setting), raising a :class:`tlcore.errors.ConfigError` that says how to fix
+    it, and returns a :class:`RunLogger`. It must not write files or contact a server: that is ``start``'s job.
+    """
+
+    name: str
+    description: str
+    build: Callable[[LoggerContext], RunLogger]

@@ -116,9 +116,11 @@ def add_commands(sub: Any) -> None:
     new.set_defaults(func=cmd_plugin_new)
 
     p = sub.add_parser(
-        "list", help="list datasets, adapters, backbones, heads, augmentations, presets or perturbations (tl stress)"
+        "list",
+        help="list datasets, adapters, backbones, heads, augmentations, presets, perturbations (tl stress) or "
+        "loggers (experiment trackers)",
     )
-    kinds = ["datasets", "adapters", "backbones", "heads", "augmentations", "presets", "perturbations"]
+    kinds = ["datasets", "adapters", "backbones", "heads", "augmentations", "presets", "perturbations", "loggers"]
     p.add_argument("kind", choices=kinds)
     p.add_argument("pattern", nargs="?", help="filter: substring or shell pattern (resnet*)")
     p.add_argument("--all", action="store_true", help="backbones: every timm architecture, not just the curated list")

@@ -207,6 +207,7 @@ def fine_tune(
     objective: Objective | None = None,
     run_started: float | None = None,
     state: dict[str, Any] | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> FitResult:
     """Train ``model`` on ``train_set``; the best epoch's weights end up in ``run_dir/best.safetensors``.
 
@@ -214,6 +215,8 @@ def fine_tune(
     ``run_started`` is the ``time.perf_counter()`` at which the whole run began (data preparation and a
     linear probe included); each history row's ``elapsed_s`` counts from it (default: from this call).
     ``state``: the resume state, already loaded and checked (:func:`load_resume_state`).
+    ``on_epoch``: called with each epoch's history row (a row of metrics.csv) once it is checkpointed, in the
+    process that writes the run (the run's loggers, tlcore.training.tracking).
     """
     from safetensors.torch import load_file
 
@@ -357,6 +360,8 @@ def fine_tune(
                 result.best_epoch, result.best_score = epoch + 1, score
             if dist.is_main:  # one writer per run directory
                 _checkpoint(model, optimizer, scheduler, epoch, result, improved, run_dir, ema, scaler)
+            if on_epoch is not None and dist.is_main:
+                on_epoch(row)
             bar.update(
                 epoch_task,
                 advance=1,

@@ -180,7 +180,7 @@ def run_folds(
             ),
         )  # fmt: skip
         write_train_images(run_dir, pool, ds.reader)  # every pooled image trained some member
-    member_config = config.model_copy(update={"folds": 0})
+    member_config = config.model_copy(update={"folds": 0, "loggers": []})  # the ensemble is tracked, not each fold
     reports, members, vals, fold_seconds = [], [], [], []
     for i in range(k):
         val = [r for r, f in zip(pool, fold, strict=True) if f == i]

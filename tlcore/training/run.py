@@ -47,6 +47,7 @@ from tlcore.training.finetune import check_state_fits, fine_tune, load_resume_st
 from tlcore.training.folds import run_folds
 from tlcore.training.pipeline import Pipeline
 from tlcore.training.probe import ProbeResult, fit_sklearn_head, fit_torch_head
+from tlcore.training.tracking import Tracker, open_tracker
 
 REPORT = "report.json"
 
@@ -73,21 +74,29 @@ def run_training(
     ``config.folds`` >= 2 trains a grouped K-fold ensemble instead (tlcore.training.folds)."""
     if config.folds == 1:
         raise ConfigError("folds=1 is one fold: there is nothing to cross-validate", "use folds=0 (off) or 2 and more")
+    # The run's loggers (an unknown name or a missing package fails here, before any work); one process reports.
+    tracker = open_tracker(host, config, run_dir)
+    if not distributed.current().is_main:
+        tracker = Tracker([])
     if config.folds >= 2:
         if prepared is not None:
             raise ConfigError("folds cannot be combined with data prepared by the caller", "set folds=0")
-        return run_folds(
+        return tracker.ensemble(run_folds)(
             host, config, data, run_dir, preset, run_training, resume=resume, overwrite=overwrite, recipe=recipe
         )
     run = _open(host, config, data, run_dir, preset, resume, prepared, overwrite)
     run.recipe = dict(recipe) if recipe is not None else run.recipe
     _begin(run)
-    fitted = _fit_features(run) if config.technique == "feature-extraction" else _fine_tune(run)
-    if fitted is None:
-        return {}  # the other torchrun processes are done: rank 0 evaluates and writes the run
-    val_proba, test_proba = _score_saved_model(run)
-    report = build_report(run, fitted, val_proba, test_proba)
-    _write(run, report, val_proba, test_proba)
+    run.tracker = tracker
+    tracker.start(config, run_dir, resumed=resume)
+    with tracker.closing():  # an error ends the tracked run as FAILED, Ctrl-C as KILLED
+        fitted = _fit_features(run) if config.technique == "feature-extraction" else _fine_tune(run)
+        if fitted is None:
+            return {}  # the other torchrun processes are done: rank 0 evaluates and writes the run
+        val_proba, test_proba = _score_saved_model(run)
+        report = build_report(run, fitted, val_proba, test_proba)
+        _write(run, report, val_proba, test_proba)
+    tracker.finish(run_dir, report)  # after the run is complete: a logger can never leave it unfinished
     return report
 
 
@@ -111,6 +120,7 @@ class TrainingRun:
     y: dict[str, np.ndarray]  # targets per split
     state: dict[str, Any] | None  # the checkpoint a fine-tuning resume continues from
     timing: dict[str, Any] = field(default_factory=dict)
+    tracker: Tracker = field(default_factory=lambda: Tracker([]))  # the run's loggers (tlcore.training.tracking)
     recipe: dict[str, Any] | None = None  # the recipe file's path and SHA-256 (config.yaml, report.json)
 
 
@@ -272,6 +282,8 @@ def _fit_features(run: TrainingRun) -> Fitted:
         xa, ya = _augmented_views(run)
         x_train, y_train = np.concatenate([x_train, xa]), np.concatenate([y_train, ya])
     result = _probe(run, x_train, y_train, x["val"], pipe.new_head())
+    for row in result.history:  # a torch head's epochs (a scikit-learn head has none)
+        run.tracker.epoch(row)
     timing["head_fit_s"] = result.fit_seconds
     timing["head_epoch_s"] = result.epoch_seconds
     training: dict[str, Any] = {"head_history": result.history}
@@ -318,6 +330,8 @@ def _fine_tune(run: TrainingRun) -> Fitted | None:
         values = [h[f"val_{metric}"] for h in probe.history if h.get(f"val_{metric}") is not None]
         training[f"linear_probe_val_{metric}"] = best_of(metric)(values) if values else None
     model = prepare_model(model, pipe.device)
+    for row in run.state["history"] if run.state is not None else []:  # a resumed run's earlier epochs
+        run.tracker.epoch(row)
     fit = fine_tune(
         model,
         stage_groups(pipe.backbone),
@@ -333,6 +347,7 @@ def _fine_tune(run: TrainingRun) -> Fitted | None:
         objective=run.objective,
         run_started=run.started,
         state=run.state,
+        on_epoch=run.tracker.epoch,
     )
     if not distributed.current().is_main:
         return None
