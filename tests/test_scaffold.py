@@ -24,6 +24,7 @@ HOOKS = (
     "register_heads",
     "register_presets",
     "register_catalog_entries",
+    "register_loggers",
 )
 
 

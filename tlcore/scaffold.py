@@ -2,8 +2,8 @@
 
 The skeleton ``tlcore-NAME/`` holds ``pyproject.toml`` (setuptools, entry point group
 ``tlcore``), the package ``tlcore_NAME`` (a dataset adapter, an augmentation, a stress-test
-perturbation, a backbone, a ``resolve_backbone``, a head, a preset and a catalogue entry, all named
-``NAME/...``), tests that
+perturbation, a backbone, a ``resolve_backbone``, a head, a preset, a catalogue entry and an
+experiment logger, all named ``NAME/...``), tests that
 run :func:`tlcore.testing.check_plugin`, and a README. It installs and passes its tests as written.
 """
 
@@ -59,7 +59,9 @@ Registers one example of every hook in tlcore.hookspecs; every name is namespace
 * ``resolve_backbone``: ``__NAME__/<timm architecture>`` for any other timm model, random initialisation;
 * head ``__NAME__/norm-linear``: layer norm, dropout, linear (torch);
 * preset ``__NAME__/default``: extends the core's ``fine-tuning`` with the adapter, augmentation and head above;
-* catalogue entry ``__NAME__/example``: how a public dataset is described (replace it with yours).
+* catalogue entry ``__NAME__/example``: how a public dataset is described (replace it with yours);
+* logger ``__NAME__/journal``: a JSON-lines journal of every run next to the run folders
+  (``--set loggers=[__NAME__/journal]``); a real one would talk to your tracking service.
 
 Heavy libraries (albumentations, torch, timm) are imported inside the builders, so that loading
 the plugin for ``tl plugins`` or ``tl list`` stays fast.
@@ -68,7 +70,8 @@ the plugin for ``tl plugins`` or ``tl list`` stays fast.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+import json
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,8 +84,12 @@ from tlcore.specs import (
     Head,
     HeadContext,
     LabeledDataset,
+    Logger,
+    LoggerContext,
     Perturbation,
     Preset,
+    RunLogger,
+    RunStatus,
 )
 
 if TYPE_CHECKING:
@@ -284,6 +291,55 @@ def register_catalog_entries(register: Callable[[CatalogEntry], None]) -> None:
             intended_use="an example catalogue entry; put the real dataset's intended use here",
         )
     )
+
+
+# -- experiment logger -----------------------------------------------------------------------------
+
+
+class Journal(RunLogger):
+    """Appends one JSON line per event to ``journal.jsonl`` beside the run folder (``runs/journal.jsonl`` for
+    ``runs/NAME``): never inside the run directory, whose files belong to tlcore."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir.parent / "journal.jsonl"
+        self.run = run_dir.name
+
+    def _write(self, event: str, **fields: Any) -> None:
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"run": self.run, "event": event, **fields}, default=str) + "\\n")
+
+    def start(self, config: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+        self._write("start", run_id=meta.get("run_id"), config=dict(config))
+
+    def log_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        self._write("epoch", epoch=epoch, metrics=dict(metrics))
+
+    def log_report(self, metrics: Mapping[str, float], report: Mapping[str, Any]) -> None:
+        self._write("report", metrics=dict(metrics))
+
+    def log_artifacts(self, run_dir: Path, files: Sequence[Path]) -> None:
+        self._write("files", files=[p.relative_to(run_dir).as_posix() for p in files])
+
+    def close(self, status: RunStatus) -> None:
+        self._write("end", status=status)
+
+
+def journal(context: LoggerContext) -> RunLogger:
+    # Check what the logger needs here (a package, a token) and raise tlcore.errors.ConfigError with a fix;
+    # contact nothing and write nothing before start().
+    return Journal(context.run_dir)
+
+
+@hookimpl
+def register_loggers(register: Callable[[Logger], None]) -> None:
+    register(
+        Logger(
+            name=f"{PREFIX}/journal",
+            description="a JSON-lines journal of every run (settings, epochs, scores, files) in journal.jsonl "
+            "beside the run folders",
+            build=journal,
+        )
+    )
 '''
 
 TESTS = '''\
@@ -338,6 +394,7 @@ of every hook (see tlcore's `docs/plugins/hooks.md`); every name starts with `__
 | `register_heads` | `__NAME__/norm-linear`: layer norm, dropout, linear |
 | `register_presets` | `__NAME__/default`: `fine-tuning` with the adapter, augmentation and head above |
 | `register_catalog_entries` | `__NAME__/example`: a catalogue entry to replace with a real dataset |
+| `register_loggers` | `__NAME__/journal`: a JSON-lines journal of every run beside the run folders |
 
 ## Install, test, use
 

@@ -26,6 +26,9 @@ no installed entry points), adds the plugin and checks every object it registers
 * every preset resolves (its ``extends`` chain included) and validates as a run configuration,
   and the adapter, augmentation, head and backbone it names exist;
 * every catalogue entry names a registered adapter;
+* every logger builds a :class:`~tlcore.specs.RunLogger` for a default run configuration and, unless
+  ``run_loggers=False`` (a logger that needs a server), goes through a sample run's calls (``start``,
+  ``log_epoch``, ``log_report``, ``log_artifacts``, ``close``) without raising;
 * every name the plugin registers is namespaced ``<prefix>/<name>`` (prefix: the plugin name).
 
 All problems are collected and raised together as one :class:`AssertionError`. The single checks
@@ -52,7 +55,7 @@ if TYPE_CHECKING:
     from tlcore.catalog import CatalogEntry
     from tlcore.config import RunConfig
     from tlcore.plugins import PluginHost
-    from tlcore.specs import Augmentation, Backbone, DatasetAdapter, Head, LabeledDataset, Perturbation
+    from tlcore.specs import Augmentation, Backbone, DatasetAdapter, Head, LabeledDataset, Logger, Perturbation
 
 __all__ = [
     "SAMPLE_CLASSES",
@@ -64,6 +67,7 @@ __all__ = [
     "check_dataset",
     "check_head",
     "check_loaded",
+    "check_logger",
     "check_names",
     "check_plugin",
     "check_preset",
@@ -462,6 +466,48 @@ def check_catalog_entry(host: PluginHost, entry: CatalogEntry) -> None:
     _require(entry.adapter in host.adapters, f"{what}: unknown adapter {entry.adapter!r} (tl list adapters)")
 
 
+def check_logger(logger: Logger, workdir: Path | str | None = None, run: bool = True) -> None:
+    """The logger builds a RunLogger for a default run configuration; with ``run``, that logger goes through a sample
+    run's calls in order (``start``, two ``log_epoch``, ``log_report``, ``log_artifacts``, ``close("FINISHED")``) in a
+    run directory under ``workdir`` (default: a temporary folder) without raising."""
+    import json
+
+    from tlcore.config import RunConfig
+    from tlcore.specs import Logger, LoggerContext, RunLogger
+
+    what = f"logger {getattr(logger, 'name', logger)!r}"
+    _require(isinstance(logger, Logger), f"{what} is not a tlcore.specs.Logger")
+    _text_field(logger, "name", what)
+    _text_field(logger, "description", what)
+    _require(callable(logger.build), f"{what}: build must be callable")
+    with tempfile.TemporaryDirectory(prefix="tlcore-check-logger-") as tmp:
+        run_dir = Path(workdir if workdir is not None else tmp) / re.sub(r"[^\w.-]", "_", f"run-{logger.name}")
+        config = RunConfig.model_validate({"loggers": [logger.name]}).model_dump()
+        with _calling(f"{what}: build(context)"):
+            built = logger.build(LoggerContext(config=config, run_dir=run_dir))
+        _require(isinstance(built, RunLogger), f"{what}: build() returned {built!r}, not a tlcore.specs.RunLogger")
+        if not run:
+            return
+        run_dir.mkdir(parents=True, exist_ok=True)
+        report = {"val": {"n": 6, "accuracy": 0.5}, "test": {"n": 6, "accuracy": 0.5}, "config": config}
+        (run_dir / "report.json").write_text(json.dumps(report))
+        (run_dir / "metrics.csv").write_text("epoch,train_loss,val_accuracy\n1,1.0,0.4\n2,0.8,0.5\n")
+        meta = {"run_id": "0123456789ab", "run_dir": str(run_dir), "preset": "fine-tuning", "data": "sample",
+                "adapter": "image-folder", "technique": "fine-tuning", "task": "classification",
+                "classes": ["alpha", "beta"], "resumed": False}  # fmt: skip
+        calls: list[tuple[str, tuple[Any, ...]]] = [
+            ("start", (config, meta)),
+            ("log_epoch", (1, {"train_loss": 1.0, "val_accuracy": 0.4})),
+            ("log_epoch", (2, {"train_loss": 0.8, "val_accuracy": 0.5})),
+            ("log_report", ({"val/accuracy": 0.5, "test/accuracy": 0.5}, report)),
+            ("log_artifacts", (run_dir, [run_dir / "metrics.csv", run_dir / "report.json"])),
+            ("close", ("FINISHED",)),
+        ]
+        for method, args in calls:
+            with _calling(f"{what}: {method}"):
+                getattr(built, method)(*args)
+
+
 def check_names(host: PluginHost, name: str, prefix: str) -> int:
     """Every name plugin ``name`` registered is ``<prefix>/<name>``; returns how many it registered."""
     bad: list[str] = []
@@ -490,6 +536,7 @@ def check_plugin(
     adapter_options: Mapping[str, Mapping[str, Any]] | None = None,
     resolvable: Sequence[str] = (),
     workdir: Path | str | None = None,
+    run_loggers: bool = True,
 ) -> None:
     """Check everything ``plugin`` registers; raise one AssertionError listing every problem.
 
@@ -499,6 +546,8 @@ def check_plugin(
     ``<split>/<class>/<image>`` folder (a CSV manifest, DICOM); ``adapter_options`` per adapter.
     ``resolvable``: backbone names the plugin's ``resolve_backbone`` must resolve.
     ``workdir``: where the sample folder is written (default: a temporary folder).
+    ``run_loggers``: run each logger through a sample run's calls (False: only build it, for a logger that needs a
+    server the test cannot reach).
     """
     from tlcore.plugins import PluginHost
 
@@ -552,6 +601,8 @@ def check_plugin(
             attempt(functools.partial(check_preset, host, entry.name))
         for entry in mine["datasets"]:
             attempt(functools.partial(check_catalog_entry, host, entry.item))
+        for entry in mine["loggers"]:
+            attempt(functools.partial(check_logger, entry.item, base / "loggers", run_loggers))
         attempt(functools.partial(check_names, host, name, prefix))
 
     if problems:
