@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -192,3 +194,35 @@ def subprocess_env(tmp_path: Path) -> dict[str, str]:
         PYTHONDONTWRITEBYTECODE="1",
     )
     return env
+
+
+@contextlib.contextmanager
+def ctrl_c_after_epoch(epoch: int = 1) -> Iterator[None]:
+    """Inside the block, a fine-tuning run stops as Ctrl-C stops it, right after epoch ``epoch`` is checkpointed."""
+    from tlcore.training import finetune
+
+    real = finetune._checkpoint
+    saved = 0
+
+    def checkpoint_then_stop(*args: Any) -> None:
+        nonlocal saved
+        real(*args)
+        saved += 1
+        if saved == epoch:
+            raise KeyboardInterrupt
+
+    finetune._checkpoint = checkpoint_then_stop  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        finetune._checkpoint = real  # type: ignore[assignment]
+
+
+def same_settings_report(value: Any) -> Any:
+    """A report without what differs between two runs of the same settings: ids, clocks, the machine."""
+    if isinstance(value, dict):
+        skip = {"run_id", "created", "timing", "environment", "seconds"}
+        return {k: same_settings_report(v) for k, v in value.items() if k not in skip}
+    if isinstance(value, list):
+        return [same_settings_report(v) for v in value]
+    return value

@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from tlcore.training import finetune
+from tests.conftest import ctrl_c_after_epoch
 from tlcore.training.finetune import weight_average
 
 Tl = Callable[..., tuple[int, str, str]]
@@ -62,20 +61,11 @@ def test_the_run_scores_and_saves_the_averaged_weights(data: Path, tl: Tl) -> No
     assert json.loads((run / "report.json").read_text())["config"]["ema"] == 0.9
 
 
-def test_an_interrupted_run_resumes_its_average_exactly(
-    data: Path, tl: Tl, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_interrupted_run_resumes_its_average_exactly(data: Path, tl: Tl) -> None:
     reference, run = data.parent / "ema-reference", data.parent / "ema-resumed"
     assert tl("train", "--data", data, "--output", reference, *RUN)[0] == 0
-    real = finetune._checkpoint
-
-    def stop_after_first(*args: Any) -> None:
-        real(*args)
-        raise KeyboardInterrupt  # Ctrl-C right after epoch 1 was checkpointed
-
-    monkeypatch.setattr(finetune, "_checkpoint", stop_after_first)
-    assert tl("train", "--data", data, "--output", run, *RUN)[0] == 130
-    monkeypatch.setattr(finetune, "_checkpoint", real)
+    with ctrl_c_after_epoch(1):
+        assert tl("train", "--data", data, "--output", run, *RUN)[0] == 130
     code, _, err = tl("train", "--resume", run)
     assert code == 0, err
     ours, theirs = load_file(str(run / "model.safetensors")), load_file(str(reference / "model.safetensors"))

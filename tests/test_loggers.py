@@ -28,11 +28,12 @@ from typing import Any
 import pytest
 
 import tlcore
+from tests.conftest import ctrl_c_after_epoch
 from tlcore.config import resolve_config
 from tlcore.errors import TlcoreWarning
 from tlcore.plugins import PluginHost
 from tlcore.specs import Logger, LoggerContext, RunLogger, RunStatus
-from tlcore.training import finetune, tracking
+from tlcore.training import tracking
 from tlcore.training.run import run_training
 
 Tl = Callable[..., tuple[int, str, str]]
@@ -470,21 +471,12 @@ def test_interrupted_run_ends_its_mlflow_run_as_killed(
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    real = finetune._checkpoint
-    epochs: list[int] = []
-
-    def stop_in_epoch_2(*args: Any) -> None:
-        real(*args)
-        epochs.append(len(epochs) + 1)
-        if len(epochs) == 2:
-            raise KeyboardInterrupt  # Ctrl-C in epoch 2, once it is checkpointed (before it is logged)
-
-    monkeypatch.setattr(finetune, "_checkpoint", stop_in_epoch_2)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
-    code, _, _ = tl(
-        "train", "--data", data, "--output", tmp_path / "run", *FAST,
-        "--set", "loggers=[mlflow]", "--set", "mlflow_experiment=interrupted",
-    )  # fmt: skip
+    with ctrl_c_after_epoch(2):  # Ctrl-C in epoch 2, once it is checkpointed (before it is logged)
+        code, _, _ = tl(
+            "train", "--data", data, "--output", tmp_path / "run", *FAST,
+            "--set", "loggers=[mlflow]", "--set", "mlflow_experiment=interrupted",
+        )  # fmt: skip
     assert code == 130
     [run] = mlflow.search_runs(experiment_names=["interrupted"], output_format="list")
     assert run.info.status == "KILLED"

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from tests.conftest import ctrl_c_after_epoch
 from tlcore import runtime
 from tlcore.errors import ConfigError
 from tlcore.predict import predict_proba
@@ -249,19 +250,10 @@ def data(tmp_path_factory: pytest.TempPathFactory, make_folder: Callable[..., Pa
     return make_folder(tmp_path_factory.mktemp("precision") / "data", {"train": 6, "val": 2, "test": 2}, seed=7)
 
 
-def test_an_fp16_run_steps_per_group_and_resumes_its_loss_scale(
-    data: Path, tl: Tl, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_fp16_run_steps_per_group_and_resumes_its_loss_scale(data: Path, tl: Tl) -> None:
     run = data.parent / "fp16"
-    real = finetune._checkpoint
-
-    def stop_after_first(*args: Any) -> None:
-        real(*args)
-        raise KeyboardInterrupt  # Ctrl-C right after epoch 1 was checkpointed
-
-    monkeypatch.setattr(finetune, "_checkpoint", stop_after_first)
-    assert tl("train", "--data", data, "--output", run, *RUN)[0] == 130
-    monkeypatch.setattr(finetune, "_checkpoint", real)
+    with ctrl_c_after_epoch(1):
+        assert tl("train", "--data", data, "--output", run, *RUN)[0] == 130
     path = run / finetune.CHECKPOINT_STATE
     state = torch.load(path, weights_only=True)
     assert state["scheduler"]["last_epoch"] == 2  # ceil(3 batches / 2): the partial group steps too
