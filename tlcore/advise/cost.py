@@ -49,11 +49,20 @@ class Rate:
 
 
 def count_flops(model: nn.Module, x: torch.Tensor) -> float:
+    """FLOPs of one eval forward pass of ``x``. In eval mode whatever mode ``model`` is in (restored after):
+    a model fresh from the factory is in training mode when cached features spared it every forward pass,
+    and BatchNorm in training mode refuses a single image at a 1x1 feature map (and would update its
+    running statistics)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        model(x)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), counter:
+            model(x)
+    finally:
+        model.train(was_training)
     return float(counter.get_total_flops())
 
 
