@@ -1,11 +1,17 @@
 """tlcore: transfer learning for image classification, with plugins for medical and agricultural imaging.
 
-``tlcore.train``, ``tlcore.load`` and ``tlcore.Run`` are the Python API (:mod:`tlcore.api`). They load on first
-use: every plugin imports this package for ``tlcore.hookimpl``, and that import stays free of torch.
+``tlcore.train``, ``tlcore.load``, ``tlcore.Run``, ``tlcore.advise`` and ``tlcore.compare`` (with their results,
+``tlcore.Advice`` and ``tlcore.Comparison``) are the Python API (:mod:`tlcore.api`). They load on first use:
+every plugin imports this package for ``tlcore.hookimpl``, and that import stays free of torch.
+
+``tlcore.advise`` is the API's function, although ``tlcore/advise/`` is also the subpackage that does the work:
+import its modules by their full names (``from tlcore.advise.advisor import advise``).
 """
 
 from __future__ import annotations
 
+import sys
+import types
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -20,15 +26,33 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 hookimpl = pluggy.HookimplMarker("tlcore")
 
 #: The API's names, imported from tlcore.api when first used.
-_API = ("Run", "load", "train")
+_API = ("Advice", "Comparison", "Run", "advise", "compare", "load", "train")
 
-__all__ = ["Run", "__version__", "hookimpl", "load", "train"]
+__all__ = ["Advice", "Comparison", "Run", "__version__", "advise", "compare", "hookimpl", "load", "train"]
 
 
 def __getattr__(name: str) -> Any:
-    """``tlcore.train``, ``tlcore.load`` and ``tlcore.Run``, imported on first use (PEP 562)."""
+    """The API's names (``tlcore.train``, ``tlcore.advise``, ...), imported on first use (PEP 562)."""
     if name in _API:
         from tlcore import api
 
         return getattr(api, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _Package(types.ModuleType):
+    """The package's module type: its attribute ``advise`` is always the API's function. Importing the
+    subpackage ``tlcore.advise`` makes the import system set that attribute to the subpackage; the setter
+    keeps the function (the subpackage stays in ``sys.modules``, where ``from tlcore.advise... import``
+    finds it)."""
+
+    @property
+    def advise(self) -> Any:
+        return __getattr__("advise")
+
+    @advise.setter
+    def advise(self, value: Any) -> None:
+        del value  # the subpackage, recorded by the import system: ``sys.modules`` holds it
+
+
+sys.modules[__name__].__class__ = _Package

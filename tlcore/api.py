@@ -1,17 +1,20 @@
-"""The Python API: train a preset, open a run, predict and evaluate, from a notebook or a script.
+"""The Python API: train a preset, open a run, predict and evaluate, ask which backbone and technique to
+use and measure the transfer gain, from a notebook or a script.
 
 A thin layer over the library code the ``tl`` commands call: the same configuration checks, training,
-prediction path and evaluation file, so a number seen here is the number ``tl`` shows. Errors are
+prediction path, evaluation file, advice and learning curves, so a number seen here is the number ``tl``
+shows. Errors are
 :class:`tlcore.errors.TlcoreError` (one line and a hint, as the CLI prints them); what ``tl`` prints as
 ``warning: ...`` arrives as a :class:`tlcore.errors.TlcoreWarning`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
@@ -22,6 +25,8 @@ import pandas as pd
 from PIL import Image
 
 from tlcore import io_atomic
+from tlcore.advise.defaults import BUDGET_IMAGES, BUDGET_MINUTES, FOLDS, FRACTIONS, REPEATS, SIMILARITY_IMAGES
+from tlcore.advise.recommend import Recommendation
 from tlcore.errors import DataError, TlcoreError
 from tlcore.recipes import DEFAULT_PRESET
 from tlcore.run_dirs import REPORT, existing_run_dir, read_run_settings
@@ -34,7 +39,19 @@ if TYPE_CHECKING:
     from tlcore.predict import Predictor, Reader
     from tlcore.reports.export import Format
 
-__all__ = ["DataInput", "ImageInput", "Run", "load", "train", "write_manifest"]
+__all__ = [
+    "Advice",
+    "Comparison",
+    "DataInput",
+    "ImageInput",
+    "Recommendation",
+    "Run",
+    "advise",
+    "compare",
+    "load",
+    "train",
+    "write_manifest",
+]
 
 #: What ``data`` may be: a folder, a CSV manifest, a catalogue name, or a table with ``path`` and ``label``.
 DataInput: TypeAlias = "str | os.PathLike[str] | pd.DataFrame"
@@ -239,7 +256,230 @@ class Run:
         return report
 
 
+def advise(
+    data: DataInput,
+    *,
+    candidates: str | Sequence[str] | None = None,
+    budget_images: int = BUDGET_IMAGES,
+    budget_minutes: float = BUDGET_MINUTES,
+    folds: int = FOLDS,
+    similarity_images: int = SIMILARITY_IMAGES,
+    image_size: int | None = None,
+    output: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    **settings: Any,
+) -> Advice:
+    """``tl advise``: score candidate backbones on ``data`` without training them (LogME, probes, domain
+    similarity, cost) and recommend a backbone and a technique.
+
+    The keywords are the command's options, with its defaults; ``candidates`` is ``"a,b@none"`` or a list
+    of ``backbone[@weights]`` (``None``: the default list). ``settings`` are ``--set`` keys with Python
+    values (``device="cpu"``). ``advise.json`` is written to the folder ``output`` only when one is given.
+    A candidate that cannot be scored is a :class:`~tlcore.errors.TlcoreWarning` and an ``error`` row.
+    ``progress=False`` prints nothing."""
+    from tlcore.advise.advisor import advise as score_candidates
+    from tlcore.advise.advisor import advise_inputs, write_json
+
+    host = _host()
+    source, settings = _data_source(data, settings)
+    inputs = advise_inputs(
+        host,
+        candidates=candidates,
+        budget_images=budget_images,
+        budget_minutes=budget_minutes,
+        folds=folds,
+        similarity_images=similarity_images,
+        image_size=image_size,
+        settings=settings,
+        progress=progress,
+    )
+    with _console_quiet(not progress):
+        report = score_candidates(host, source, *inputs)
+    path = write_json(report, Path(output)) if output is not None else None
+    return Advice(report, path)
+
+
+def compare(
+    data: DataInput,
+    preset: str = DEFAULT_PRESET,
+    *,
+    fractions: str | Sequence[float] = FRACTIONS,
+    repeats: int = REPEATS,
+    methods: str | Sequence[str] | None = None,
+    epochs: int | None = None,
+    image_size: int | None = None,
+    max_train: int | None = None,
+    output: str | os.PathLike[str] | None = None,
+    keep_runs: bool = False,
+    progress: bool = True,
+    **settings: Any,
+) -> Comparison:
+    """``tl compare``: train from scratch, with feature extraction and with the fine-tuning ``preset`` on
+    nested fractions of train's labels, and return the learning curves and the transfer gain.
+
+    The keywords are the command's options, with its defaults; ``fractions`` and ``methods`` are lists or
+    the command's comma-separated text. ``settings`` are ``--set`` keys with Python values, for every method
+    (``seed`` also seeds the subsets). With ``output``, the files of ``tl compare`` are written there
+    (``compare.json``, ``compare.csv``, the two plots, each run's report); without, nothing is kept.
+    ``progress`` shows the progress bars and a line per finished run; ``progress=False`` prints nothing."""
+    from tlcore.advise.compare import compare as learning_curves
+    from tlcore.advise.compare import compare_options
+    from tlcore.runtime import console
+
+    host = _host()
+    source, settings = _data_source(data, settings)
+    options = compare_options(
+        fractions=fractions,
+        repeats=repeats,
+        methods=methods,
+        epochs=epochs,
+        image_size=image_size,
+        max_train=max_train,
+        keep_runs=keep_runs,
+        settings=settings,
+        progress=progress,
+    )
+    folder = _path(output)
+    with _console_quiet(not progress):
+        report = learning_curves(host, preset, source, folder, options, log=console.print)
+    return Comparison(report, folder)
+
+
+class Advice:
+    """What :func:`advise` found: the recommendation, one row of scores per candidate, and the report.
+
+    ``report`` is the content of ``advise.json``; ``path`` is that file when :func:`advise` wrote it."""
+
+    #: The columns of :attr:`candidates` taken from each candidate's ``cost`` in ``advise.json``.
+    COST_COLUMNS = (
+        "parameters",
+        "gflops",
+        "input_size",
+        "images_per_s",
+        "train_images_per_s",
+        "train_memory_mb",
+        "finetune_minutes_estimate",
+        "feature_extraction_minutes_estimate",
+    )
+    #: The columns of :attr:`candidates`, after its index ``candidate`` (the ``backbone[@weights]`` name).
+    COLUMNS = (
+        "rank",
+        "recommended",
+        "backbone",
+        "weights",
+        "pretrained",
+        "logme",
+        "linear_probe",
+        "linear_probe_std_error",
+        "knn_probe",
+        "knn_probe_std_error",
+        "similarity",
+        "bn_shift",
+        "imagenet_max_softmax",
+        "imagenet_top_class",
+        "feature_dim",
+        *COST_COLUMNS,
+        "seconds",
+        "error",
+    )
+
+    def __init__(self, report: Mapping[str, Any], path: str | os.PathLike[str] | None = None) -> None:
+        #: ``advise.json``'s content: data, options, every candidate's scores, the recommendation, timing.
+        self.report = dict(report)
+        #: The ``advise.json`` written, or None.
+        self.path = _path(path)
+        #: The backbone and technique chosen, the settings and ``tl train`` command, and the rules' reasons.
+        self.recommendation = Recommendation(**self.report["recommendation"])
+
+    def __repr__(self) -> str:
+        rec = self.recommendation
+        strategy = f", strategy {rec.strategy}" if rec.strategy else ""
+        return f"Advice({rec.candidate}, {rec.technique}{strategy})"
+
+    @cached_property
+    def candidates(self) -> pd.DataFrame:
+        """One row per candidate, indexed by its name, most transferable first (``rank`` 1; a candidate
+        that could not be scored last, with its ``error``): the scores and costs of ``tl advise``'s tables."""
+        ranking = self.recommendation.ranking
+        rows = [_candidate_row(c, ranking, self.recommendation.candidate) for c in self.report["candidates"]]
+        rows.sort(key=lambda r: r["rank"] if r["rank"] is not None else len(rows) + 1)
+        frame = pd.DataFrame(rows, columns=["candidate", *self.COLUMNS]).set_index("candidate")
+        frame["rank"] = frame["rank"].astype("Int64")
+        return frame
+
+
+class Comparison:
+    """What :func:`compare` measured: learning curves per method and label fraction, every run, the
+    transfer-gain summary and the report.
+
+    ``report`` is the content of ``compare.json``; ``path`` the folder written to (None: none)."""
+
+    def __init__(self, report: Mapping[str, Any], path: str | os.PathLike[str] | None = None) -> None:
+        from tlcore.advise.plots import PLOTS
+
+        #: ``compare.json``'s content: data, options, each method's settings, runs, curves, summary.
+        self.report = dict(report)
+        #: The output folder, or None when nothing was written.
+        self.path = _path(path)
+        #: The transfer gain at 10 % of the labels (or the nearest fraction): ``fraction``,
+        #: ``labelled_images``, ``gain_points`` per method, and ``text``, the paragraph ``tl compare`` prints.
+        self.summary: dict[str, Any] = dict(self.report["summary"])
+        #: The two PNG plots written (accuracy against labelled images, and against wall-clock time).
+        self.plots: list[Path] = [self.path / name for name in PLOTS] if self.path is not None else []
+
+    def __repr__(self) -> str:
+        return f"Comparison({len(self.report['runs'])} runs, {self.summary['text']!r})"
+
+    @cached_property
+    def curves(self) -> pd.DataFrame:
+        """One row per method and fraction (``compare.json``'s ``curves``): ``method``, ``fraction``,
+        ``labelled_images``, ``runs`` (repeats), ``test_accuracy_mean``, ``test_accuracy_std``,
+        ``wall_clock_s_mean``."""
+        return pd.DataFrame(self.report["curves"])
+
+    @cached_property
+    def runs(self) -> pd.DataFrame:
+        """One row per run, the columns of ``compare.csv``: method, fraction, repeat, labelled images, test
+        accuracy, balanced accuracy and macro F1, val accuracy, wall-clock and training seconds, epochs."""
+        from tlcore.advise.compare import CSV_FIELDS
+
+        return pd.DataFrame(self.report["runs"], columns=list(CSV_FIELDS))
+
+
 # -- helpers ----------------------------------------------------------------------------------------
+
+
+def _candidate_row(scores: Mapping[str, Any], ranking: Sequence[str], chosen: str) -> dict[str, Any]:
+    """One candidate of ``advise.json`` as a flat row of :attr:`Advice.candidates`."""
+    name = scores["name"]
+    backbone, _, weights = name.partition("@")
+    linear = scores.get("linear_probe") or {}
+    knn = scores.get("knn_probe") or {}
+    similarity = scores.get("similarity") or {}
+    head = similarity.get("imagenet_head") or {}
+    cost = scores.get("cost") or {}
+    top = head.get("top_classes") or [{}]
+    return {
+        "candidate": name,
+        "rank": ranking.index(name) + 1 if name in ranking else None,
+        "recommended": name == chosen,
+        "backbone": backbone,
+        "weights": weights or "default",
+        "pretrained": scores.get("pretrained"),
+        "logme": scores.get("logme"),
+        "linear_probe": linear.get("accuracy"),
+        "linear_probe_std_error": linear.get("std_error"),
+        "knn_probe": knn.get("accuracy"),
+        "knn_probe_std_error": knn.get("std_error"),
+        "similarity": similarity.get("score"),
+        "bn_shift": similarity.get("bn_shift"),
+        "imagenet_max_softmax": head.get("max_softmax"),
+        "imagenet_top_class": top[0].get("class"),
+        "feature_dim": scores.get("feature_dim"),
+        **{key: cost.get(key) for key in Advice.COST_COLUMNS},
+        "seconds": scores.get("seconds"),
+        "error": scores.get("error"),
+    }
 
 
 def _host() -> PluginHost:
@@ -251,6 +491,21 @@ def _host() -> PluginHost:
     for info in host.failures():
         warn(f"plugin {info.name!r} failed and was skipped: {info.error}")
     return host
+
+
+@contextlib.contextmanager
+def _console_quiet(quiet: bool) -> Iterator[None]:
+    """With ``quiet``, the console prints nothing while the block runs (the status lines the engine prints
+    for ``tl``: a run's plots written, one line per run of a comparison); warnings still arrive as
+    :class:`tlcore.errors.TlcoreWarning`."""
+    from tlcore.runtime import console
+
+    before = console.quiet
+    console.quiet = quiet or before
+    try:
+        yield
+    finally:
+        console.quiet = before
 
 
 def _path(value: str | os.PathLike[str] | None) -> Path | None:

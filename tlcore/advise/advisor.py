@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -20,28 +20,39 @@ from torch.utils.data import Dataset
 
 import tlcore
 from tlcore.advise.cost import Cost, measure_cost
+from tlcore.advise.defaults import (
+    BUDGET_IMAGES,
+    BUDGET_MINUTES,
+    FOLDS,
+    HUB_CANDIDATES,
+    OFFLINE_CANDIDATES,
+    SIMILARITY_IMAGES,
+)
 from tlcore.advise.logme import logme
 from tlcore.advise.probes import knn_probe, linear_probe
 from tlcore.advise.recommend import CandidateScores, DataFacts, Recommendation, recommend
 from tlcore.advise.sampling import class_counts, stratified_subsample
 from tlcore.advise.similarity import bn_shift, head_confidence, imagenet_head
-from tlcore.config import RunConfig
+from tlcore.config import RunConfig, build_config, check_setting, preset_settings
 from tlcore.data.prepare import PreparedData, prepare_data
 from tlcore.errors import ConfigError, TlcoreError
 from tlcore.plugins import PluginHost
-from tlcore.runtime import console
+from tlcore.runtime import warn
 from tlcore.specs import Record
 from tlcore.training.pipeline import Pipeline
 
-#: The offline ImageNet backbones plus a from-scratch control of the first one's architecture.
-OFFLINE_CANDIDATES = (
-    "tf_efficientnet_lite0",
-    "tf_efficientnet_lite1",
-    "tf_efficientnet_lite2",
-    "tf_efficientnet_lite0@none",
-)
-#: Added to the defaults when the model hub answers.
-HUB_CANDIDATES = ("resnet50", "convnext_tiny")
+__all__ = [
+    "HUB_CANDIDATES",
+    "OFFLINE_CANDIDATES",
+    "AdviseInputs",
+    "AdviseOptions",
+    "Candidate",
+    "advise",
+    "advise_inputs",
+    "parse_candidates",
+    "write_json",
+]
+
 SCHEMA_VERSION = 1
 
 
@@ -57,7 +68,11 @@ class Candidate:
         return self.backbone if self.weights == "default" else f"{self.backbone}@{self.weights}"
 
 
-def parse_candidates(text: str | None, hub_reachable: bool) -> list[Candidate]:
+def parse_candidates(text: str | Sequence[str] | None, hub_reachable: bool) -> list[Candidate]:
+    """``--candidates``: comma-separated ``backbone[@weights]`` (or a list of them); none: the defaults,
+    with the hub's models when ``hub_reachable``."""
+    if text is not None and not isinstance(text, str):
+        text = ",".join(text)
     names = [n.strip() for n in text.split(",") if n.strip()] if text else list(OFFLINE_CANDIDATES)
     if not text and hub_reachable:
         names[-1:-1] = HUB_CANDIDATES
@@ -74,14 +89,73 @@ def parse_candidates(text: str | None, hub_reachable: bool) -> list[Candidate]:
 
 @dataclass
 class AdviseOptions:
-    budget_images: int = 1000  # the subsample every score is computed on
-    similarity_images: int = 64  # images for the BatchNorm-statistics pass
-    folds: int = 5
+    """How :func:`advise` scores: the subsample, the probes' folds, the similarity pass, the budget rule."""
+
+    budget_images: int = BUDGET_IMAGES  # the subsample every score is computed on
+    similarity_images: int = SIMILARITY_IMAGES  # images for the BatchNorm-statistics pass
+    folds: int = FOLDS
     seed: int = 0
-    budget_minutes: float = 60.0  # compute budget for a fine-tuning run on this machine
+    budget_minutes: float = BUDGET_MINUTES  # compute budget for a fine-tuning run on this machine
     finetune_epochs: int = 15  # the fine-tuning preset's schedule, for the time estimate
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+class AdviseInputs(NamedTuple):
+    """What :func:`advise` takes besides the host and the data."""
+
+    candidates: list[Candidate]
+    config: RunConfig
+    options: AdviseOptions
+
+
+def advise_inputs(
+    host: PluginHost,
+    *,
+    candidates: str | Sequence[str] | None = None,
+    budget_images: int = BUDGET_IMAGES,
+    budget_minutes: float = BUDGET_MINUTES,
+    folds: int = FOLDS,
+    similarity_images: int = SIMILARITY_IMAGES,
+    image_size: int | None = None,
+    settings: Mapping[str, Any] | None = None,
+    progress: bool | None = None,
+) -> AdviseInputs:
+    """The candidates, run configuration and options of one ``tl advise`` (and of ``tlcore.advise``): the
+    feature-extraction preset with ``settings`` (``--set`` keys with their values) and ``image_size`` over
+    it; ``progress=None`` keeps the configuration's. Bad values are the command's one-line ConfigError."""
+    from tlcore.models.backbones import _hub_reachable
+
+    for name, value, least, default in (
+        ("--budget-images", budget_images, 1, BUDGET_IMAGES),
+        ("--similarity-images", similarity_images, 1, SIMILARITY_IMAGES),
+        ("--folds", folds, 2, FOLDS),
+    ):
+        if value < least:
+            raise ConfigError(f"{name} must be at least {least} (got {value})", f"the default is {default}")
+    if not budget_minutes > 0:
+        raise ConfigError(
+            f"--budget-minutes must be above 0 (got {budget_minutes})", f"the default is {BUDGET_MINUTES:g}"
+        )
+    overrides = dict(settings or {})
+    for key in overrides:
+        check_setting(key)
+    if image_size is not None:
+        overrides["image_size"] = image_size
+    if progress is not None:
+        overrides["progress"] = progress
+    config = build_config(preset_settings(host.presets, "feature-extraction"), overrides, "tl advise")
+    chosen = parse_candidates(candidates, hub_reachable=not candidates and _hub_reachable())
+    options = AdviseOptions(
+        budget_images=budget_images,
+        similarity_images=similarity_images,
+        folds=folds,
+        seed=config.seed,
+        budget_minutes=budget_minutes,
+        finetune_epochs=int(preset_settings(host.presets, "fine-tuning").get("epochs", 15)),
+        progress=config.progress,
+    )
+    return AdviseInputs(chosen, config, options)
 
 
 @dataclass
@@ -238,7 +312,7 @@ def advise(
             result.scores = _score_candidate(host, config, prepared, candidate, sample, options, len(train), n_val)
         except TlcoreError as exc:
             result.error = str(exc)
-            console.print(f"[yellow]skipping {candidate.name}: {exc}")
+            warn(f"skipping {candidate.name}: {exc}")
         results.append(result)
     scored = [r for r in results if r.error is None]
     if not scored:
@@ -272,6 +346,7 @@ def advise(
 
 
 def write_json(report: dict[str, Any], output: Path) -> Path:
+    """``advise.json`` in the folder ``output`` (made if missing); its path."""
     import json
 
     output.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ val and test stay the full splits, so every point is scored on the same images.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -15,24 +16,38 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import tlcore
+from tlcore.advise.defaults import FRACTIONS, METHODS, REPEATS
 from tlcore.advise.sampling import nested_fractions, stratified_subsample
-from tlcore.config import RunConfig, build_config, preset_settings
+from tlcore.config import RunConfig, build_config, check_setting, preset_settings
 from tlcore.data.prepare import PreparedData, prepare_data
 from tlcore.errors import ConfigError, TlcoreError
 from tlcore.plugins import PluginHost
-from tlcore.runtime import console
 from tlcore.specs import Record
 from tlcore.training.run import run_training
 
-METHODS = ("scratch", "feature-extraction", "fine-tuning")
-DEFAULT_FRACTIONS = (0.05, 0.1, 0.25, 0.5, 1.0)
+__all__ = [
+    "CSV_FIELDS",
+    "DEFAULT_FRACTIONS",
+    "METHODS",
+    "CompareOptions",
+    "aggregate",
+    "compare",
+    "compare_options",
+    "method_configs",
+    "parse_fractions",
+    "parse_methods",
+    "summarise",
+    "with_train_split",
+]
+
+DEFAULT_FRACTIONS = FRACTIONS
 #: The label fraction the summary reports the transfer gain at (the nearest one measured otherwise).
 SUMMARY_FRACTION = 0.1
 CSV_FIELDS = (
@@ -52,17 +67,63 @@ CSV_FIELDS = (
 
 @dataclass
 class CompareOptions:
+    """What :func:`compare` trains: fractions, repeats, methods, schedule, the cap on train, settings."""
+
     fractions: Sequence[float] = DEFAULT_FRACTIONS
-    repeats: int = 1
+    repeats: int = REPEATS
     methods: Sequence[str] = METHODS
     epochs: int | None = None  # default: the preset's
     max_train: int | None = None  # cap on train before the fractions (stratified)
     seed: int = 0
     keep_runs: bool = False
     overrides: dict[str, Any] = field(default_factory=dict)  # --set and --image-size, for every method
+    progress: bool = True  # the runs' progress bars
 
 
-def parse_fractions(text: str) -> list[float]:
+def compare_options(
+    *,
+    fractions: str | Sequence[float] = DEFAULT_FRACTIONS,
+    repeats: int = REPEATS,
+    methods: str | Sequence[str] | None = None,
+    epochs: int | None = None,
+    image_size: int | None = None,
+    max_train: int | None = None,
+    keep_runs: bool = False,
+    settings: Mapping[str, Any] | None = None,
+    progress: bool | None = None,
+) -> CompareOptions:
+    """The options of one ``tl compare`` (and of ``tlcore.compare``). ``settings`` are ``--set`` keys with
+    their values, for every method; ``seed`` among them seeds the subsets, and ``progress`` (overridden by
+    ``progress`` when that is not None) shows the runs' progress bars. Bad values are the command's
+    one-line ConfigError."""
+    if repeats < 1:
+        raise ConfigError(f"--repeats must be at least 1 (got {repeats})", f"the default is {REPEATS}")
+    for name, value in (("--epochs", epochs), ("--max-train", max_train)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{name} must be at least 1 (got {value})", f"leave {name} out for the default")
+    overrides = dict(settings or {})
+    for key in overrides:
+        check_setting(key)
+    if image_size is not None:
+        overrides["image_size"] = image_size
+    shown = bool(overrides.pop("progress", True))
+    return CompareOptions(
+        fractions=parse_fractions(fractions),
+        repeats=repeats,
+        methods=parse_methods(methods),
+        epochs=epochs,
+        max_train=max_train,
+        seed=int(overrides.pop("seed", 0)),
+        keep_runs=keep_runs,
+        overrides=overrides,
+        progress=shown if progress is None else progress,
+    )
+
+
+def parse_fractions(text: str | Sequence[float]) -> list[float]:
+    """``--fractions``: comma-separated label fractions in (0, 1] (or a list of them), sorted, each once."""
+    if not isinstance(text, str):
+        text = ",".join(str(v) for v in text)
     try:
         values = sorted({float(v) for v in text.split(",") if v.strip()})
     except ValueError:
@@ -72,7 +133,10 @@ def parse_fractions(text: str) -> list[float]:
     return values
 
 
-def parse_methods(text: str | None) -> list[str]:
+def parse_methods(text: str | Sequence[str] | None) -> list[str]:
+    """``--methods``: a comma-separated subset of :data:`METHODS` (or a list); none: all of them."""
+    if text is not None and not isinstance(text, str):
+        text = ",".join(text)
     if not text:
         return list(METHODS)
     names = [m.strip() for m in text.split(",") if m.strip()]
@@ -126,9 +190,37 @@ def _one_run(
 
 
 def compare(
-    host: PluginHost, preset: str, data: str, output: Path, options: CompareOptions, progress: bool = True
+    host: PluginHost,
+    preset: str,
+    data: str,
+    output: Path | None,
+    options: CompareOptions,
+    log: Callable[[str], object] | None = None,
 ) -> dict[str, Any]:
-    """Run every (method, fraction, repeat) and write compare.json, compare.csv and the plots."""
+    """Run every (method, fraction, repeat) and return the content of compare.json; with an ``output``
+    folder, also write compare.json, compare.csv, the plots (:data:`~tlcore.advise.plots.PLOTS`) and each
+    run's report under ``reports/``. Without one, the runs go to a temporary folder, removed at the end.
+    ``log`` gets one line per finished run."""
+    if output is None and options.keep_runs:
+        raise ConfigError("keep_runs keeps the runs in the output folder", "pass an output folder")
+    with contextlib.ExitStack() as stack:
+        work = (
+            output
+            if output is not None
+            else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tl-compare-")))
+        )
+        return _compare(host, preset, data, work, options, log, write=output is not None)
+
+
+def _compare(
+    host: PluginHost,
+    preset: str,
+    data: str,
+    output: Path,
+    options: CompareOptions,
+    log: Callable[[str], object] | None,
+    write: bool,
+) -> dict[str, Any]:
     from tlcore.advise.plots import plot_curves
 
     started = time.perf_counter()
@@ -153,7 +245,7 @@ def compare(
     runs: list[dict[str, Any]] = []
     for i, (method, fraction, repeat, subset) in enumerate(plan, 1):
         name = f"{method}-f{fraction:g}-r{repeat}"
-        config = configs[method].model_copy(update={"seed": options.seed + repeat, "progress": progress})
+        config = configs[method].model_copy(update={"seed": options.seed + repeat, "progress": options.progress})
         run_dir = runs_root / name
         report = _one_run(host, config, with_train_split(prepared, subset), data, run_dir)
         row = {
@@ -170,14 +262,16 @@ def compare(
             "epochs": report["timing"].get("epochs_run"),
         }
         runs.append(row)
-        console.print(
-            f"[{i}/{len(plan)}] {method:<18} {fraction:>5.0%} ({len(subset)} images, repeat {repeat}): "
-            f"test accuracy {row['test_accuracy']:.3f} in {row['wall_clock_s']:.0f} s"
-        )
+        if log is not None:
+            log(
+                f"[{i}/{len(plan)}] {method:<18} {fraction:>5.0%} ({len(subset)} images, repeat {repeat}): "
+                f"test accuracy {row['test_accuracy']:.3f} in {row['wall_clock_s']:.0f} s"
+            )
         if options.keep_runs:
             continue
-        (output / "reports").mkdir(exist_ok=True)
-        shutil.copy(run_dir / "report.json", output / "reports" / f"{name}.json")
+        if write:
+            (output / "reports").mkdir(exist_ok=True)
+            shutil.copy(run_dir / "report.json", output / "reports" / f"{name}.json")
         shutil.rmtree(run_dir)
     if not options.keep_runs and runs_root.exists() and not any(runs_root.iterdir()):
         runs_root.rmdir()
@@ -210,12 +304,13 @@ def compare(
         "summary": summary,
         "seconds": round(time.perf_counter() - started, 1),
     }
-    (output / "compare.json").write_text(json.dumps(result, indent=2))
-    with (output / "compare.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        writer.writerows(runs)
-    plot_curves(curves, output, title=f"{Path(data).name}: {preset}")
+    if write:
+        (output / "compare.json").write_text(json.dumps(result, indent=2))
+        with (output / "compare.csv").open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
+            writer.writeheader()
+            writer.writerows(runs)
+        plot_curves(curves, output, title=f"{Path(data).name}: {preset}")
     return result
 
 

@@ -6,6 +6,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+#: The files :func:`plot_curves` writes: test accuracy against labelled images, and against wall-clock time.
+PLOTS = ("accuracy_vs_labels.png", "accuracy_vs_time.png")
+
 STYLE = {
     "scratch": ("tab:gray", "s"),
     "feature-extraction": ("tab:blue", "o"),
@@ -21,10 +24,11 @@ def plot_curves(curves: Sequence[dict[str, Any]], output: Path, title: str) -> l
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     paths = []
-    for x_key, x_label, name in (
-        ("labelled_images", "labelled training images (log scale)", "accuracy_vs_labels.png"),
-        ("wall_clock_s_mean", "wall-clock seconds per run, cold cache (log scale)", "accuracy_vs_time.png"),
-    ):
+    axes = (
+        ("labelled_images", "labelled training images (log scale)"),
+        ("wall_clock_s_mean", "wall-clock seconds per run, cold cache (log scale)"),
+    )
+    for (x_key, x_label), name in zip(axes, PLOTS, strict=True):
         fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
         for method, (colour, marker) in STYLE.items():
             points = sorted((c for c in curves if c["method"] == method), key=lambda c: c["fraction"])

@@ -59,6 +59,11 @@ class DataFacts:
 
 @dataclass
 class Recommendation:
+    """The advice: the chosen candidate (``backbone``, ``weights``, ``candidate`` as ``backbone[@weights]``),
+    the ``technique`` and ``strategy``, the ``preset`` and ``settings`` (``--set`` keys) to train with and
+    the ready ``command``; ``reasons``, one sentence per rule that decided; ``inputs``, the numbers and
+    thresholds the rules compared; ``ranking``, every candidate most transferable first; ``warnings``."""
+
     backbone: str
     weights: str
     candidate: str

@@ -6,12 +6,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from tlcore.advise import defaults
 from tlcore.cli import common
 
-ADVISE_EPILOG = """\
+ADVISE_EPILOG = f"""\
 candidates: comma-separated backbone[@weights]; weights is default, hub, none (from scratch) or a file.
-  default: tf_efficientnet_lite0,tf_efficientnet_lite1,tf_efficientnet_lite2,tf_efficientnet_lite0@none
-  (the offline ImageNet Lite models and a from-scratch control), plus resnet50 and convnext_tiny when the
+  default: {",".join(defaults.OFFLINE_CANDIDATES)}
+  (the offline ImageNet Lite models and a from-scratch control), plus {" and ".join(defaults.HUB_CANDIDATES)} when the
   model hub answers.
 
 what it measures, per candidate, on one stratified subsample of train (--budget-images):
@@ -28,14 +29,15 @@ examples:
   tl advise --data DIR --candidates tf_efficientnet_lite0,resnet50@hub --budget-images 500 --budget-minutes 20
 """
 
-COMPARE_EPILOG = """\
+COMPARE_EPILOG = f"""\
 methods (each run on the same stratified, nested label subsets of train; val and test are the full splits):
   scratch             the preset's architecture with weights=none and the preset's fine-tuning schedule
   feature-extraction  frozen pretrained backbone + logistic-regression head (the feature-extraction preset)
   fine-tuning         the preset itself (its strategy, e.g. LP-FT)
 every run starts with a cold feature cache, so wall-clock times are what a first run costs.
 
-defaults: --fractions 0.05,0.1,0.25,0.5,1.0, --repeats 1, the preset's epochs and image size, all of train.
+defaults: --fractions {",".join(map(str, defaults.FRACTIONS))}, --repeats {defaults.REPEATS},
+the preset's epochs and image size, all of train.
 On 2 CPU cores, keep it affordable with --epochs, --image-size, --max-train and --methods: beans with
 --epochs 3 --image-size 128 --max-train 600 (15 runs) took 35 min on a busy 2-core machine.
 
@@ -49,38 +51,31 @@ def _default_output(kind: str, data: str) -> Path:
     return Path("runs") / f"{kind}-{Path(str(data)).name or 'data'}"
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """``--set KEY=VALUE`` as the settings the library's option builders take."""
     from tlcore.config import parse_overrides
 
-    overrides = parse_overrides(args.set or [])
-    if args.image_size:
-        overrides["image_size"] = args.image_size
-    if args.quiet:
-        overrides["progress"] = False
-    return overrides
+    return parse_overrides(args.set or [])
 
 
 def cmd_advise(args: argparse.Namespace) -> int:
-    from tlcore.advise.advisor import AdviseOptions, advise, parse_candidates, write_json
+    from tlcore.advise.advisor import advise, advise_inputs, write_json
     from tlcore.advise.report import print_advice
-    from tlcore.config import build_config, preset_settings
-    from tlcore.models.backbones import _hub_reachable
     from tlcore.runtime import console
 
     host = common.host()
-    config = build_config(preset_settings(host.presets, "feature-extraction"), _overrides(args), "tl advise")
-    candidates = parse_candidates(args.candidates, hub_reachable=not args.candidates and _hub_reachable())
-    epochs = int(preset_settings(host.presets, "fine-tuning").get("epochs", 15))
-    options = AdviseOptions(
+    inputs = advise_inputs(
+        host,
+        candidates=args.candidates,
         budget_images=args.budget_images,
-        similarity_images=args.similarity_images,
-        folds=args.folds,
-        seed=config.seed,
         budget_minutes=args.budget_minutes,
-        finetune_epochs=epochs,
-        progress=config.progress,
+        folds=args.folds,
+        similarity_images=args.similarity_images,
+        image_size=args.image_size,
+        settings=_settings(args),
+        progress=False if args.quiet else None,
     )
-    report = advise(host, args.data, candidates, config, options)
+    report = advise(host, args.data, *inputs)
     path = write_json(report, Path(args.output or _default_output("advise", args.data)))
     print_advice(report, console)
     console.print(f"written to {path} ({report['seconds']:.0f} s)")
@@ -90,24 +85,24 @@ def cmd_advise(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from tlcore.advise.compare import CompareOptions, compare, parse_fractions, parse_methods
+    from tlcore.advise.compare import compare, compare_options
+    from tlcore.advise.plots import PLOTS
     from tlcore.runtime import console
 
     host = common.host()
-    overrides = _overrides(args)
-    progress = overrides.pop("progress", True)
-    options = CompareOptions(
-        fractions=parse_fractions(args.fractions),
+    options = compare_options(
+        fractions=args.fractions,
         repeats=args.repeats,
-        methods=parse_methods(args.methods),
+        methods=args.methods,
         epochs=args.epochs,
+        image_size=args.image_size,
         max_train=args.max_train,
-        seed=int(overrides.pop("seed", 0)),
         keep_runs=args.keep_runs,
-        overrides=overrides,
+        settings=_settings(args),
+        progress=False if args.quiet else None,
     )
     output = Path(args.output or _default_output("compare", args.data))
-    result = compare(host, args.preset, args.data, output, options, progress=progress)
+    result = compare(host, args.preset, args.data, output, options, log=console.print)
     table = Table("method", "fraction", "labelled", "runs", "test accuracy", "wall clock s", title="tl compare")
     for c in result["curves"]:
         spread = f" ± {c['test_accuracy_std']:.3f}" if c["runs"] > 1 else ""
@@ -122,8 +117,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     console.print(table)
     console.print(result["summary"]["text"])
     console.print(
-        f"written to {output} (compare.json, compare.csv, accuracy_vs_labels.png, accuracy_vs_time.png; "
-        f"{result['seconds'] / 60:.1f} min)"
+        f"written to {output} (compare.json, compare.csv, {', '.join(PLOTS)}; {result['seconds'] / 60:.1f} min)"
     )
     return 0
 
@@ -143,21 +137,27 @@ def add_commands(sub: Any) -> None:
     p.add_argument(
         "--budget-images",
         type=int,
-        default=1000,
-        help="score on a stratified subsample of at most this many train images (default 1000)",
+        default=defaults.BUDGET_IMAGES,
+        help=f"score on a stratified subsample of at most this many train images (default {defaults.BUDGET_IMAGES})",
     )
     p.add_argument(
         "--budget-minutes",
         type=float,
-        default=60.0,
-        help="compute budget for one fine-tuning run on this machine; over it, feature extraction (default 60)",
+        default=defaults.BUDGET_MINUTES,
+        help="compute budget for one fine-tuning run on this machine; over it, feature extraction "
+        f"(default {defaults.BUDGET_MINUTES:g})",
     )
-    p.add_argument("--folds", type=int, default=5, help="cross-validation folds of the probes (default 5)")
+    p.add_argument(
+        "--folds",
+        type=int,
+        default=defaults.FOLDS,
+        help=f"cross-validation folds of the probes (default {defaults.FOLDS})",
+    )
     p.add_argument(
         "--similarity-images",
         type=int,
-        default=64,
-        help="images for the BatchNorm-statistics similarity pass (default 64)",
+        default=defaults.SIMILARITY_IMAGES,
+        help=f"images for the BatchNorm-statistics similarity pass (default {defaults.SIMILARITY_IMAGES})",
     )
     p.add_argument("--image-size", type=int, help="input size for every candidate (default: each one's own)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="another run setting, e.g. device=cpu")
@@ -176,14 +176,14 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument("--preset", required=True, help="a fine-tuning preset (tl list presets), e.g. fine-tuning")
     p.add_argument("--data", required=True, help="image folder, CSV manifest, or catalogue dataset name")
-    p.add_argument(
-        "--fractions", default="0.05,0.1,0.25,0.5,1.0", help="label fractions of train (default 0.05,0.1,0.25,0.5,1.0)"
-    )
+    fractions = ",".join(map(str, defaults.FRACTIONS))
+    p.add_argument("--fractions", default=fractions, help=f"label fractions of train (default {fractions})")
     p.add_argument(
         "--repeats",
         type=int,
-        default=1,
-        help="subsets (and training seeds) per fraction below 1.0; mean ± std in the outputs (default 1)",
+        default=defaults.REPEATS,
+        help="subsets (and training seeds) per fraction below 1.0; mean ± std in the outputs "
+        f"(default {defaults.REPEATS})",
     )
     p.add_argument("--methods", help="subset of scratch,feature-extraction,fine-tuning (default: all three)")
     p.add_argument("--epochs", type=int, help="fine-tuning epochs for scratch and fine-tuning (default: the preset's)")
