@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 from safetensors.torch import load_file, save
 
-from tlcore.advise.sampling import stratified_subsample
+from tlcore.advice.sampling import stratified_subsample
 from tlcore.config import RunConfig
 from tlcore.data.prepare import prepare_data
 from tlcore.models.weights import resolve_weights

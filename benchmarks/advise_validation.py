@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 from scipy.stats import kendalltau
 
-from tlcore.advise.advisor import OFFLINE_CANDIDATES, AdviseOptions, Candidate, advise, parse_candidates
-from tlcore.advise.compare import with_train_split
-from tlcore.advise.sampling import stratified_subsample
+from tlcore.advice.advisor import OFFLINE_CANDIDATES, AdviseOptions, Candidate, advise, parse_candidates
+from tlcore.advice.compare import with_train_split
+from tlcore.advice.sampling import stratified_subsample
 from tlcore.config import build_config, preset_settings
 from tlcore.data.prepare import PreparedData, prepare_data
 from tlcore.plugins import get_host

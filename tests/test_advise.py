@@ -11,10 +11,10 @@ import pytest
 import torch
 from torch import nn
 
-from tlcore.advise.advisor import OFFLINE_CANDIDATES, parse_candidates
-from tlcore.advise.logme import logme
-from tlcore.advise.probes import knn_probe, linear_probe
-from tlcore.advise.recommend import (
+from tlcore.advice.advisor import OFFLINE_CANDIDATES, parse_candidates
+from tlcore.advice.logme import logme
+from tlcore.advice.probes import knn_probe, linear_probe
+from tlcore.advice.recommend import (
     FEW_PER_CLASS,
     NEAR_SIMILARITY,
     VERY_FEW_PER_CLASS,
@@ -23,8 +23,8 @@ from tlcore.advise.recommend import (
     recommend,
     transferability_order,
 )
-from tlcore.advise.sampling import nested_fractions, stratified_subsample
-from tlcore.advise.similarity import bn_shift, head_confidence
+from tlcore.advice.sampling import nested_fractions, stratified_subsample
+from tlcore.advice.similarity import bn_shift, head_confidence
 from tlcore.errors import ConfigError
 from tlcore.specs import Record
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tlcore.advise.compare import CompareOptions, aggregate, method_configs, parse_fractions, summarise
+from tlcore.advice.compare import CompareOptions, aggregate, method_configs, parse_fractions, summarise
 from tlcore.errors import ConfigError
 from tlcore.plugins import get_host
 

@@ -46,7 +46,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # What a run writes and shows (predictions, plots, the HTML report, explanations, exports, stress).
     ("reports", ("tlcore.reports",)),
     ("training", ("tlcore.training",)),
-    ("advise", ("tlcore.advise",)),
+    ("advise", ("tlcore.advice",)),
     # The core's own plugins: the host loads them by name, like any entry point, so nothing imports them.
     ("default_plugins", ("tlcore.default_plugins",)),
     # The Python API (train, load, Run): a thin layer over the library, just below the command line.

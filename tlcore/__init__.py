@@ -4,14 +4,11 @@
 ``tlcore.Advice`` and ``tlcore.Comparison``) are the Python API (:mod:`tlcore.api`). They load on first use:
 every plugin imports this package for ``tlcore.hookimpl``, and that import stays free of torch.
 
-``tlcore.advise`` is the API's function, although ``tlcore/advise/`` is also the subpackage that does the work:
-import its modules by their full names (``from tlcore.advise.advisor import advise``).
+The subpackage behind ``tlcore.advise`` and ``tlcore.compare`` is ``tlcore.advice``.
 """
 
 from __future__ import annotations
 
-import sys
-import types
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -39,20 +36,3 @@ def __getattr__(name: str) -> Any:
         return getattr(api, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-
-class _Package(types.ModuleType):
-    """The package's module type: its attribute ``advise`` is always the API's function. Importing the
-    subpackage ``tlcore.advise`` makes the import system set that attribute to the subpackage; the setter
-    keeps the function (the subpackage stays in ``sys.modules``, where ``from tlcore.advise... import``
-    finds it)."""
-
-    @property
-    def advise(self) -> Any:
-        return __getattr__("advise")
-
-    @advise.setter
-    def advise(self, value: Any) -> None:
-        del value  # the subpackage, recorded by the import system: ``sys.modules`` holds it
-
-
-sys.modules[__name__].__class__ = _Package

@@ -25,8 +25,8 @@ import pandas as pd
 from PIL import Image
 
 from tlcore import io_atomic
-from tlcore.advise.defaults import BUDGET_IMAGES, BUDGET_MINUTES, FOLDS, FRACTIONS, REPEATS, SIMILARITY_IMAGES
-from tlcore.advise.recommend import Recommendation
+from tlcore.advice.defaults import BUDGET_IMAGES, BUDGET_MINUTES, FOLDS, FRACTIONS, REPEATS, SIMILARITY_IMAGES
+from tlcore.advice.recommend import Recommendation
 from tlcore.errors import DataError, TlcoreError
 from tlcore.recipes import DEFAULT_PRESET
 from tlcore.run_dirs import REPORT, existing_run_dir, read_run_settings
@@ -277,8 +277,8 @@ def advise(
     values (``device="cpu"``). ``advise.json`` is written to the folder ``output`` only when one is given.
     A candidate that cannot be scored is a :class:`~tlcore.errors.TlcoreWarning` and an ``error`` row.
     ``progress=False`` prints nothing."""
-    from tlcore.advise.advisor import advise as score_candidates
-    from tlcore.advise.advisor import advise_inputs, write_json
+    from tlcore.advice.advisor import advise as score_candidates
+    from tlcore.advice.advisor import advise_inputs, write_json
 
     host = _host()
     source, settings = _data_source(data, settings)
@@ -322,8 +322,8 @@ def compare(
     (``seed`` also seeds the subsets). With ``output``, the files of ``tl compare`` are written there
     (``compare.json``, ``compare.csv``, the two plots, each run's report); without, nothing is kept.
     ``progress`` shows the progress bars and a line per finished run; ``progress=False`` prints nothing."""
-    from tlcore.advise.compare import compare as learning_curves
-    from tlcore.advise.compare import compare_options
+    from tlcore.advice.compare import compare as learning_curves
+    from tlcore.advice.compare import compare_options
     from tlcore.runtime import console
 
     host = _host()
@@ -415,7 +415,7 @@ class Comparison:
     ``report`` is the content of ``compare.json``; ``path`` the folder written to (None: none)."""
 
     def __init__(self, report: Mapping[str, Any], path: str | os.PathLike[str] | None = None) -> None:
-        from tlcore.advise.plots import PLOTS
+        from tlcore.advice.plots import PLOTS
 
         #: ``compare.json``'s content: data, options, each method's settings, runs, curves, summary.
         self.report = dict(report)
@@ -441,7 +441,7 @@ class Comparison:
     def runs(self) -> pd.DataFrame:
         """One row per run, the columns of ``compare.csv``: method, fraction, repeat, labelled images, test
         accuracy, balanced accuracy and macro F1, val accuracy, wall-clock and training seconds, epochs."""
-        from tlcore.advise.compare import CSV_FIELDS
+        from tlcore.advice.compare import CSV_FIELDS
 
         return pd.DataFrame(self.report["runs"], columns=list(CSV_FIELDS))
 

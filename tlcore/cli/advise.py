@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from tlcore.advise import defaults
+from tlcore.advice import defaults
 from tlcore.cli import common
 
 ADVISE_EPILOG = f"""\
@@ -59,8 +59,8 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_advise(args: argparse.Namespace) -> int:
-    from tlcore.advise.advisor import advise, advise_inputs, write_json
-    from tlcore.advise.report import print_advice
+    from tlcore.advice.advisor import advise, advise_inputs, write_json
+    from tlcore.advice.report import print_advice
     from tlcore.runtime import console
 
     host = common.host()
@@ -85,8 +85,8 @@ def cmd_advise(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from tlcore.advise.compare import compare, compare_options
-    from tlcore.advise.plots import PLOTS
+    from tlcore.advice.compare import compare, compare_options
+    from tlcore.advice.plots import PLOTS
     from tlcore.runtime import console
 
     host = common.host()
