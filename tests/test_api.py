@@ -23,7 +23,7 @@ import yaml
 from PIL import Image
 
 import tlcore
-from tests.conftest import write_image_folder
+from tests.conftest import same_settings_report, write_image_folder
 from tlcore.errors import ConfigError, TlcoreError, TlcoreWarning
 from tlcore.models.weights import cache_root
 from tlcore.plugins import reset_host
@@ -60,16 +60,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         reset_host(None)
 
 
-def comparable(value: Any) -> Any:
-    """A report without what differs between two runs of the same settings: ids, clocks, the machine."""
-    if isinstance(value, dict):
-        skip = {"run_id", "created", "timing", "environment", "seconds"}
-        return {k: comparable(v) for k, v in value.items() if k not in skip}
-    if isinstance(value, list):
-        return [comparable(v) for v in value]
-    return value
-
-
 def test_train_writes_a_new_run_named_after_the_preset(world: dict[str, Any]) -> None:
     run = world["run"]
     assert run.dir.parent == world["base"] / "runs"
@@ -89,7 +79,7 @@ def test_the_cli_and_the_api_write_the_same_report(world: dict[str, Any]) -> Non
     args = ["--preset", "feature-extraction", "--data", str(world["folder"]), "--output", str(output)]
     assert main(["train", *args, *cli_settings({**SETTINGS, "progress": "false"})]) == 0
     cli_report = json.loads((output / "report.json").read_text())
-    assert comparable(cli_report) == comparable(world["run"].report)
+    assert same_settings_report(cli_report) == same_settings_report(world["run"].report)
 
 
 def test_predict_gives_the_probabilities_of_predictions_csv(world: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 import tlcore
-from tests.conftest import write_image_folder
+from tests.conftest import same_settings_report, write_image_folder
 from tlcore.config import parse_overrides, resolve_config
 from tlcore.errors import ConfigError
 from tlcore.plugins import PluginHost, reset_host
@@ -54,16 +54,6 @@ progress: false
 
 def set_args(pairs: list[str]) -> list[str]:
     return [arg for pair in pairs for arg in ("--set", pair)]
-
-
-def comparable(value: Any) -> Any:
-    """A report without what differs between two runs of the same settings: ids, clocks, the machine."""
-    if isinstance(value, dict):
-        skip = {"run_id", "created", "timing", "environment", "seconds"}
-        return {k: comparable(v) for k, v in value.items() if k not in skip}
-    if isinstance(value, list):
-        return [comparable(v) for v in value]
-    return value
 
 
 def report(run_dir: Path) -> dict[str, Any]:
@@ -117,8 +107,8 @@ def test_a_recipe_run_equals_the_same_settings_given_with_set(runs: dict[str, Pa
     assert by_recipe["preset"] == by_set["preset"] == "feature-extraction"
     first, second = report(runs["set"]), report(runs["cli"])
     assert second["test"] == first["test"] and second["val"] == first["val"]
-    assert {k: v for k, v in comparable(second).items() if k != "recipe"} == {
-        k: v for k, v in comparable(first).items() if k != "recipe"
+    assert {k: v for k, v in same_settings_report(second).items() if k != "recipe"} == {
+        k: v for k, v in same_settings_report(first).items() if k != "recipe"
     }
 
 
@@ -131,7 +121,7 @@ def test_the_run_records_the_recipe_path_and_sha256(runs: dict[str, Path]) -> No
 
 
 def test_the_api_with_config_writes_the_report_of_tl_train_config(runs: dict[str, Path]) -> None:
-    assert comparable(report(runs["api"])) == comparable(report(runs["cli"]))
+    assert same_settings_report(report(runs["api"])) == same_settings_report(report(runs["cli"]))
     assert saved(runs["api"])["config"] == saved(runs["cli"])["config"]
 
 
