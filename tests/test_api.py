@@ -185,3 +185,15 @@ def test_import_tlcore_loads_neither_torch_nor_the_api() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False", "True"]
+
+
+def test_train_without_progress_prints_nothing(
+    world: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TLCORE_LOAD_PLUGINS", "")
+    reset_host(None)
+    capsys.readouterr()
+    run = tlcore.train(world["folder"], "feature-extraction", tmp_path / "quiet", progress=False, **SETTINGS)
+    assert capsys.readouterr() == ("", "")
+    assert (run.dir / "predictions.csv").is_file()  # the run wrote what the engine's status lines announce
+    reset_host(None)

@@ -121,7 +121,8 @@ def train(
         run_config = resolve_config(host.presets, preset_name, settings)
         run_dir = Path(output) if output is not None else _new_run_dir(preset_name)
     run_config.progress = progress
-    with distributed.session(run_config):  # under torchrun: one process per GPU, rank 0 writes the run
+    # under torchrun: one process per GPU, rank 0 writes the run; progress=False: nothing printed either
+    with distributed.session(run_config), _console_quiet(not progress):
         run_training(host, run_config, source, run_dir, preset_name, resume=resume, overwrite=overwrite, recipe=recipe)
     return Run(run_dir)
 
