@@ -69,9 +69,19 @@ def catalog_with(tmp_path: Path, **entries: dict[str, object]) -> Catalog:
 # -- the shipped catalogue -------------------------------------------------------------------
 
 
+def test_shipped_catalog_is_a_real_file_identical_to_the_top_level_one() -> None:
+    # Two real copies, not a symlink: tlcore/datasets.yaml is package data (a wheel must hold the file
+    # itself), and the repository keeps datasets.yaml at its top for readers. Byte equality keeps them one
+    # catalogue; loading the top-level file in a checkout instead would give tests a different code path.
+    root = Path(__file__).parents[1]
+    top_level, package_copy = root / "datasets.yaml", root / "tlcore" / "datasets.yaml"
+    assert (SHIPPED_CATALOG.parent.name, SHIPPED_CATALOG.name) == ("tlcore", "datasets.yaml")
+    assert not package_copy.is_symlink() and not top_level.is_symlink()
+    assert package_copy.read_bytes() == top_level.read_bytes(), "edit both copies: cp datasets.yaml tlcore/"
+
+
 def test_shipped_catalog_validates_and_has_beans() -> None:
     assert SHIPPED_CATALOG.name == "datasets.yaml"
-    assert SHIPPED_CATALOG.resolve() == (Path(__file__).parents[1] / "datasets.yaml").resolve()
     entries = {e.name: e for e in load_catalog_file(SHIPPED_CATALOG)}
     beans = entries["beans"]
     assert beans.classes == ["angular_leaf_spot", "bean_rust", "healthy"]
