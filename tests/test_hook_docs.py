@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tlcore import hookspecs, specs
+from tlcore import HOOKS_VERSION, hookspecs, specs
 from tlcore.catalog import CatalogEntry
 from tlcore.plugins import PluginHost
 from tlcore.testing import check_plugin
@@ -111,6 +111,7 @@ def test_hook_example_is_a_working_plugin(hook: str, hook_sections: dict[str, st
     examples = [b for b in code_blocks(hook_sections.get(hook, "")) if "@tlcore.hookimpl" in b]
     assert len(examples) == 1, f"'## {hook}' needs exactly one example with @tlcore.hookimpl"
     module = ModuleType(f"hooks_md_{hook}")
+    module.TLCORE_HOOKS = HOOKS_VERSION  # the module-level declaration, documented once under "Hook contract version"
     exec(compile(examples[0], f"hooks.md:{hook}", "exec"), module.__dict__)
     host = PluginHost(load_entrypoints=False)
     assert host.add_plugin(module, name="acme")

@@ -274,10 +274,13 @@ def test_cli_plugins_and_list(cli: Callable[..., subprocess.CompletedProcess[str
     assert result.returncode == 0, result.stderr
     plugins = {p["name"]: p for p in json.loads(result.stdout)}
     for row in plugins.values():
-        assert set(row) == {"name", "version", "distribution", "hooks", "status", "error", "default"}
+        assert set(row) == {
+            "name", "version", "distribution", "hooks", "status", "error", "default", "hooks_version", "note"
+        }
     assert plugins["tlcore.default_plugins.presets"]["default"] is True
     assert plugins["tlcore.default_plugins.presets"]["status"] == "loaded"
     assert plugins["tlcore.default_plugins.presets"]["hooks"] == ["register_presets"]
+    assert plugins["tlcore.default_plugins.presets"]["hooks_version"] == tlcore.HOOKS_VERSION
     result = cli("list", "presets", "--json")
     assert result.returncode == 0, result.stderr
     presets = {p["name"]: p for p in json.loads(result.stdout)}

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tlcore.scaffold import module_name, render
+from tlcore import HOOKS_VERSION
+from tlcore.scaffold import module_name, render, tlcore_requirement
 
 Tl = Callable[..., tuple[int, str, str]]
 BIN = Path(sys.executable).parent
@@ -38,8 +39,9 @@ def test_plugin_new_writes_the_skeleton(tl: Tl, tmp_path: Path) -> None:
     pyproject = (project / "pyproject.toml").read_text()
     assert 'name = "tlcore-crop-disease"' in pyproject
     assert '[project.entry-points.tlcore]\ncrop-disease = "tlcore_crop_disease"' in pyproject
-    assert '"tlcore"' in pyproject
+    assert f'"{tlcore_requirement()}"' in pyproject  # the releases that speak the contract the package declares
     package = (project / "tlcore_crop_disease" / "__init__.py").read_text()
+    assert f'\nTLCORE_HOOKS = "{HOOKS_VERSION}"\n' in package
     for hook in HOOKS:
         assert f"@hookimpl\ndef {hook}(" in package, hook
     assert 'default_weights="none"' in package and 'timm_name="resnet18"' in package

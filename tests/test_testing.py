@@ -42,7 +42,9 @@ from tlcore.testing import (
 
 
 def plugin(**hooks: Callable[..., Any]) -> SimpleNamespace:
-    return SimpleNamespace(**{name: tlcore.hookimpl(fn) for name, fn in hooks.items()})
+    """A plugin that declares this tlcore's hook contract, with ``hooks`` as its implementations."""
+    implementations = {name: tlcore.hookimpl(fn) for name, fn in hooks.items()}
+    return SimpleNamespace(TLCORE_HOOKS=tlcore.HOOKS_VERSION, **implementations)
 
 
 def torch_linear(ctx: HeadContext) -> Any:

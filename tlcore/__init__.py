@@ -14,6 +14,10 @@ from typing import Any
 
 import pluggy
 
+#: The hook contract this tlcore speaks (``MAJOR.MINOR``, see :mod:`tlcore.hookspecs`); plugins declare theirs
+#: as ``TLCORE_HOOKS``.
+from tlcore.hookspecs import HOOKS_VERSION
+
 try:
     __version__ = version("tlcore")
 except PackageNotFoundError:  # running from a source tree that is not installed
@@ -25,7 +29,9 @@ hookimpl = pluggy.HookimplMarker("tlcore")
 #: The API's names, imported from tlcore.api when first used.
 _API = ("Advice", "Comparison", "Run", "advise", "compare", "load", "train")
 
-__all__ = ["Advice", "Comparison", "Run", "__version__", "advise", "compare", "hookimpl", "load", "train"]
+__all__ = [
+    "HOOKS_VERSION", "Advice", "Comparison", "Run", "__version__", "advise", "compare", "hookimpl", "load", "train"
+]
 
 
 def __getattr__(name: str) -> Any:

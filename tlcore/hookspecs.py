@@ -12,6 +12,10 @@ A plugin module implements any of them with :data:`tlcore.hookimpl`::
     @tlcore.hookimpl
     def register_presets(register):
         register(Preset(name="derm/isic", description="...", settings={...}, extends="fine-tuning"))
+
+and declares the contract version it was built for (:data:`HOOKS_VERSION`) next to them::
+
+    TLCORE_HOOKS = "1.0"
 """
 
 from __future__ import annotations
@@ -26,6 +30,15 @@ if TYPE_CHECKING:
     from tlcore.specs import Augmentation, Backbone, DatasetAdapter, Head, Logger, Perturbation, Preset
 
 hookspec = pluggy.HookspecMarker("tlcore")
+
+HOOKS_VERSION = "1.0"
+"""The version of this contract, ``MAJOR.MINOR`` (also ``tlcore.HOOKS_VERSION``).
+
+The major changes when a hook's signature or meaning changes incompatibly: a plugin built for another major is
+not loaded. The minor changes when hooks are added: a plugin built for an older minor loads, one built for a
+newer minor does not. A plugin declares the version it was built for as ``TLCORE_HOOKS = "1.0"`` in the module
+its entry point names; one that declares nothing loads, with a note in ``tl plugins``.
+"""
 
 
 @hookspec

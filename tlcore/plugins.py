@@ -4,6 +4,11 @@ Entry points in the group ``tlcore`` are loaded one by one: a plugin that fails 
 fails hook validation, implements a hook that does not exist, or raises inside a hook is
 recorded with its error and skipped, and every other plugin still loads.
 
+A plugin declares the hook contract it was built for as ``TLCORE_HOOKS = "MAJOR.MINOR"`` on the object its
+entry point names (normally its module). It loads when the major is this tlcore's
+(:data:`tlcore.HOOKS_VERSION`) and the minor is no newer; otherwise it is not registered, and ``tl plugins``
+shows it as ``incompatible`` with the reason and the fix. A plugin that declares nothing loads, with a note.
+
 Environment switches:
 
 * ``TLCORE_DISABLE_PLUGINS=a,b`` skips the named plugins.
@@ -13,6 +18,7 @@ Environment switches:
 from __future__ import annotations
 
 import os
+import re
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +37,9 @@ from tlcore.registry import Registry
 from tlcore.specs import Augmentation, Backbone, DatasetAdapter, Head, Logger, Perturbation, Preset
 
 ENTRY_POINT_GROUP = "tlcore"
+#: The attribute a plugin declares its hook contract with: ``TLCORE_HOOKS = "1.0"`` in its module.
+HOOKS_ATTRIBUTE = "TLCORE_HOOKS"
+_CONTRACT_VERSION = re.compile(r"(\d+)\.(\d+)")
 #: The core's own plugins, registered first and in this order. The host loads them by name, as it loads
 #: entry points: they build on tlcore.data and tlcore.models, which use the host, so it does not import them.
 DEFAULT_PLUGINS = tuple(
@@ -48,9 +57,13 @@ class PluginInfo:
     version: str | None
     distribution: str | None
     hooks: list[str] = field(default_factory=list)
-    status: str = "loaded"  # loaded | failed | disabled
+    status: str = "loaded"  # loaded | failed | incompatible | disabled
     error: str | None = None
     default: bool = False
+    #: The hook contract the plugin declares (``TLCORE_HOOKS``); the core's for its default plugins.
+    hooks_version: str | None = None
+    #: Something to know about a loaded plugin (it declares no hook contract).
+    note: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +74,8 @@ class PluginInfo:
             "status": self.status,
             "error": self.error,
             "default": self.default,
+            "hooks_version": self.hooks_version,
+            "note": self.note,
         }
 
 
@@ -69,6 +84,26 @@ def _csv_env(name: str) -> set[str] | None:
     if value is None:
         return None
     return {part.strip() for part in value.split(",") if part.strip()}
+
+
+def contract_problem(declared: object, core: str | None = None) -> str | None:
+    """Why a plugin built for hook contract ``declared`` cannot load into a tlcore that speaks ``core`` (default:
+    :data:`tlcore.HOOKS_VERSION`), with the fix; ``None`` when it can: same major, minor no newer than the core's."""
+    core = core or hookspecs.HOOKS_VERSION
+    core_major, core_minor = (int(part) for part in core.split("."))
+    match = _CONTRACT_VERSION.fullmatch(declared.strip()) if isinstance(declared, str) else None
+    if match is None:
+        expected = "a hook contract version" if isinstance(declared, str) else "a string"
+        return f"declares {HOOKS_ATTRIBUTE} = {declared!r}, not {expected} like {core!r}: fix the plugin's declaration"
+    major, minor = int(match[1]), int(match[2])
+    built = f"built for hook contract {major}.{minor}, this tlcore ({tlcore.__version__}) speaks {core}"
+    if major > core_major:
+        return f"{built}: upgrade tlcore, or install a plugin release for hook contract {core_major}.x"
+    if major < core_major:
+        return f"{built}: install a plugin release for hook contract {core_major}.x, or a tlcore for {major}.x"
+    if minor > core_minor:
+        return f"{built}: upgrade tlcore, or install a plugin release for hook contract {core} or older"
+    return None
 
 
 def _describe(exc: BaseException) -> str:
@@ -105,6 +140,19 @@ class PluginHost:
             return False  # a name already taken (the same entry point seen twice): keep the first
         info = PluginInfo(name=name, version=version, distribution=distribution, default=default)
         self._infos[name] = info
+        if default:
+            info.hooks_version = hookspecs.HOOKS_VERSION  # the core's own plugins speak its contract
+        elif (declared := getattr(plugin, HOOKS_ATTRIBUTE, None)) is None:
+            info.note = (
+                f"declares no hook contract ({HOOKS_ATTRIBUTE}), so it was loaded unchecked; "
+                f"this tlcore speaks {hookspecs.HOOKS_VERSION}"
+            )
+        else:
+            info.hooks_version = str(declared)
+            problem = contract_problem(declared)
+            if problem is not None:  # not registered: none of its hooks is ever called
+                info.status, info.error = "incompatible", problem
+                return False
         try:
             self.pm.register(plugin, name=name)
         except Exception as exc:  # PluginValidationError, ValueError on duplicates
@@ -153,6 +201,10 @@ class PluginHost:
     def failures(self) -> list[PluginInfo]:
         return [i for i in self.plugins() if i.status == "failed"]
 
+    def incompatible(self) -> list[PluginInfo]:
+        """Plugins built for a hook contract this tlcore does not speak: not registered."""
+        return [i for i in self.plugins() if i.status == "incompatible"]
+
     def _fail(self, plugin_name: str, message: str) -> None:
         info = self._infos.get(plugin_name)
         if info is None:
@@ -194,6 +246,8 @@ class PluginHost:
                 self._fail(plugin_name, f"{hook_name}: {exc}")
             except Exception as exc:
                 self._fail(plugin_name, f"{hook_name} raised {_describe(exc)}")
+        # A name in the namespace of a plugin that was not loaded for its hook contract gets a warning on lookup.
+        registry.skipped = {i.name: str(i.error) for i in self.incompatible()}
         return registry
 
     @cached_property

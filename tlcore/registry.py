@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import fnmatch
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from tlcore.errors import DuplicateNameError, UnknownNameError
+from tlcore.errors import DuplicateNameError, TlcoreWarning, UnknownNameError
 
 T = TypeVar("T")
 
@@ -25,6 +26,8 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._entries: dict[str, Entry[T]] = {}
+        #: Plugins that were not loaded -> why: looking up a missing ``PLUGIN/...`` name warns with the reason.
+        self.skipped: dict[str, str] = {}
 
     def add(self, name: str, item: T, plugin: str) -> None:
         """Add ``item``; a name already taken raises :class:`DuplicateNameError` naming both plugins."""
@@ -42,6 +45,14 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
+            plugin = name.split("/", 1)[0] if isinstance(name, str) and "/" in name else None
+            if plugin in self.skipped:
+                warnings.warn(
+                    f"{self.kind} {name!r} would come from plugin {plugin!r}, which was not loaded: "
+                    f"{self.skipped[plugin]}",
+                    TlcoreWarning,
+                    stacklevel=3,
+                )
             raise UnknownNameError(self.kind, name, self._entries) from None
 
     def __contains__(self, name: object) -> bool:

@@ -5,6 +5,8 @@ The skeleton ``tlcore-NAME/`` holds ``pyproject.toml`` (setuptools, entry point 
 perturbation, a backbone, a ``resolve_backbone``, a head, a preset, a catalogue entry and an
 experiment logger, all named ``NAME/...``), tests that
 run :func:`tlcore.testing.check_plugin`, and a README. It installs and passes its tests as written.
+The package declares the hook contract of the tlcore that generated it (``TLCORE_HOOKS``), and
+``pyproject.toml`` pins the tlcore releases that speak it (:func:`tlcore_requirement`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import tlcore
 from tlcore.errors import TlcoreError
 
 NAME_PATTERN = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
@@ -28,7 +31,9 @@ description = "tlcore plugin __NAME__: one example of every tlcore hook"
 readme = "README.md"
 requires-python = ">=3.11"
 dependencies = [
-    "tlcore",
+    # The tlcore releases that speak the hook contract this plugin declares (TLCORE_HOOKS in __MODULE__):
+    # from the one it was generated with up to the next major.
+    "__TLCORE_REQUIREMENT__",
 ]
 
 [project.optional-dependencies]
@@ -96,6 +101,10 @@ if TYPE_CHECKING:
     import numpy as np
 
     from tlcore.catalog import CatalogEntry
+
+#: The tlcore hook contract this plugin is built for (tlcore.HOOKS_VERSION). tlcore loads the plugin only if it
+#: speaks it (same major, a minor at least this one); pyproject.toml pins the tlcore releases that do.
+TLCORE_HOOKS = "__HOOKS_VERSION__"
 
 PREFIX = "__NAME__"
 GROUP_SEPARATOR = "__"
@@ -407,7 +416,9 @@ tl train --preset __NAME__/default --data DIR --set backbone=__NAME__/resnet18 -
 ```
 
 Edit `__MODULE__/__init__.py`: keep what you need, delete the rest (a hook you do not implement is
-simply not called). If the plugin breaks, `tl plugins` shows the error, `TLCORE_DISABLE_PLUGINS=__NAME__`
+simply not called). Keep `TLCORE_HOOKS = "__HOOKS_VERSION__"`: it is the hook contract the plugin is built
+for, and tlcore loads the plugin only if it speaks it; `pyproject.toml` pins the tlcore releases that do
+(`__TLCORE_REQUIREMENT__`). If the plugin breaks, `tl plugins` shows the error, `TLCORE_DISABLE_PLUGINS=__NAME__`
 switches it off, and `--debug` shows tracebacks.
 """
 
@@ -427,10 +438,29 @@ def module_name(name: str) -> str:
     return "tlcore_" + validate_name(name).replace("-", "_")
 
 
+def tlcore_requirement(version: str | None = None) -> str:
+    """The tlcore releases a new plugin pins: from this one's ``MAJOR.MINOR`` up to the next major
+    (``tlcore>=0.1,<1``). tlcore changes the hook contract's major only with its own, so every release in the
+    range speaks the plugin's contract."""
+    match = re.match(r"(\d+)\.(\d+)", version or tlcore.__version__)
+    if match is None:
+        return "tlcore"
+    major, minor = int(match[1]), int(match[2])
+    return f"tlcore>={major}.{minor},<{major + 1}"
+
+
 def render(name: str) -> dict[str, str]:
     """The skeleton's files (path relative to ``tlcore-NAME/`` -> text)."""
+    from tlcore.hookspecs import HOOKS_VERSION
+
     module = module_name(name)
-    tokens = {"__DIST__": f"tlcore-{name}", "__MODULE__": module, "__NAME__": name}
+    tokens = {
+        "__DIST__": f"tlcore-{name}",
+        "__MODULE__": module,
+        "__NAME__": name,
+        "__HOOKS_VERSION__": HOOKS_VERSION,
+        "__TLCORE_REQUIREMENT__": tlcore_requirement(),
+    }
 
     def fill(template: str) -> str:
         for token, value in tokens.items():

@@ -12,6 +12,8 @@ One call checks a whole plugin::
 no installed entry points), adds the plugin and checks every object it registers:
 
 * the plugin loads without a failure and implements at least one hook;
+* it declares the hook contract it was built for (``TLCORE_HOOKS = "1.0"`` in its module), and this
+  tlcore speaks it (same major as :data:`tlcore.HOOKS_VERSION`, minor no newer);
 * every dataset adapter has a name, a description and ``load``; an adapter whose ``detect``
   accepts a generated ``<split>/<class>/<image>`` folder of tiny PNGs (or that has no
   ``detect``) must load it into a :class:`~tlcore.specs.LabeledDataset` whose train records
@@ -66,6 +68,7 @@ __all__ = [
     "check_catalog_entry",
     "check_dataset",
     "check_head",
+    "check_hooks_version",
     "check_loaded",
     "check_logger",
     "check_names",
@@ -172,6 +175,22 @@ def check_loaded(host: PluginHost, name: str) -> None:
         f"plugin {name!r} implements no tlcore hook (decorate functions with @tlcore.hookimpl; "
         "names as in tlcore.hookspecs)",
     )
+
+
+def check_hooks_version(plugin: ModuleType | object, name: str = "plugin") -> None:
+    """The plugin declares the hook contract it was built for (``TLCORE_HOOKS``), and this tlcore speaks it."""
+    from tlcore.hookspecs import HOOKS_VERSION
+    from tlcore.plugins import HOOKS_ATTRIBUTE, contract_problem
+
+    declared = getattr(plugin, HOOKS_ATTRIBUTE, None)
+    where = f"module {plugin.__name__}" if isinstance(plugin, ModuleType) else "the plugin object"
+    _require(
+        declared is not None,
+        f"plugin {name!r} declares no hook contract: add {HOOKS_ATTRIBUTE} = {HOOKS_VERSION!r} to {where} "
+        "(the contract of the tlcore it is built for, tlcore.HOOKS_VERSION)",
+    )
+    problem = contract_problem(declared)
+    _require(problem is None, f"plugin {name!r}: {problem}")
 
 
 def check_dataset(dataset: LabeledDataset, what: str = "dataset", decode: int = 64) -> None:
@@ -569,6 +588,7 @@ def check_plugin(
         except AssertionError as exc:
             problems.append(str(exc))
 
+    attempt(functools.partial(check_hooks_version, plugin, name))
     samples = dict(adapter_samples or {})
     options = dict(adapter_options or {})
     mine = {kind: [e for e in registry if e.plugin == name] for kind, registry in host.registries().items()}

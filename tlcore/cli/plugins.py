@@ -20,12 +20,16 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         print(json.dumps(infos, indent=2))
         return 0
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table("plugin", "version", "status", "hooks", "error")
+    table = Table("plugin", "version", "contract", "status", "hooks", "error / note")
+    colours = {"loaded": "green", "failed": "red", "incompatible": "red", "disabled": "yellow"}
     for i in infos:
-        status = {"loaded": "[green]loaded", "failed": "[red]failed", "disabled": "[yellow]disabled"}[i["status"]]
-        table.add_row(i["name"], i["version"] or "", status, ", ".join(i["hooks"]), i["error"] or "")
+        status = f"[{colours[i['status']]}]{i['status']}"
+        message = escape(i["error"]) if i["error"] else f"[yellow]note: {escape(i['note'])}" if i["note"] else ""
+        contract = i["hooks_version"] or "none"
+        table.add_row(i["name"], i["version"] or "", contract, status, ", ".join(i["hooks"]), message)
     Console().print(table)
     return 0
 

@@ -25,6 +25,9 @@ try:
 except PackageNotFoundError:  # a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
+#: The tlcore hook contract this plugin is built for (tlcore.HOOKS_VERSION); tlcore loads it only when it speaks it.
+TLCORE_HOOKS = "1.0"
+
 
 def _field(ctx: AugmentationContext) -> Any:
     from tlcore_agriculture.augmentations import field

@@ -28,6 +28,9 @@ try:
 except PackageNotFoundError:  # a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
+#: The tlcore hook contract this plugin is built for (tlcore.HOOKS_VERSION); tlcore loads it only when it speaks it.
+TLCORE_HOOKS = "1.0"
+
 CHEST_XRAY = Preset(
     name="medical/chest-xray",
     description="chest radiographs (e.g. pneumonia vs normal): fine-tuning with radiograph augmentation "
