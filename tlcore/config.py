@@ -71,7 +71,10 @@ class RunConfig(BaseModel):
         "1.0 keeps the whole field of view; default: the pretrained config's",
     )
     # model
-    backbone: str = Field("tf_efficientnet_lite0", description="registered backbone or any timm model name")
+    backbone: str = Field(
+        "tf_efficientnet_lite0",
+        description="registered backbone, any timm model name, or a Hugging Face hub id (hf-hub:ORG/NAME)",
+    )
     weights: str = Field("default", description="default | hub | none | path to a .safetensors/.pth file or folder")
     in_chans: int | None = Field(None, ge=1, description="input channels; default: the dataset's")
     head: str = Field("linear", description="classifier head (tl list heads)")

@@ -166,6 +166,8 @@ class Perturbation:
 class Backbone:
     """A pretrained model: a timm architecture plus where its weights come from.
 
+    ``timm_name`` is a timm model name (``resnet50``, ``resnet50.a1_in1k``) or a Hugging Face hub id
+    of a timm model (``hf-hub:ORG/NAME[@REVISION]``), which brings its own architecture and weights.
     ``default_weights`` is one of ``hub`` (timm's pretrained download), ``file`` (the local
     file returned by ``weights_file``, in timm's naming) or ``none`` (random initialisation).
     """

@@ -23,7 +23,7 @@ no installed entry points), adds the plugin and checks every object it registers
   random 80x100x3 uint8 image to a 64x64xC uint8 array;
 * every head builds for 16 features and 3 outputs; a torch head maps a (2, 16) tensor to
   (2, 3), a scikit-learn head fits and predicts probabilities on random data;
-* every backbone names a timm architecture and a valid weights source; ``resolve_backbone``
+* every backbone names a timm architecture (or a Hugging Face hub id) and a valid weights source; ``resolve_backbone``
   returns ``None`` for names the plugin does not own;
 * every preset resolves (its ``extends`` chain included) and validates as a run configuration,
   and the adapter, augmentation, head and backbone it names exist;
@@ -417,7 +417,13 @@ def check_backbone(backbone: Backbone) -> None:
     )
     import timm
 
-    _require(timm.is_model(backbone.timm_name), f"{what}: timm has no architecture {backbone.timm_name!r}")
+    from tlcore.models.hub_models import hub_model_id, is_hub_name
+
+    if is_hub_name(backbone.timm_name):  # hf-hub:ORG/NAME: the id here, its config.json when it is built
+        with _calling(f"{what}: timm_name"):
+            hub_model_id(backbone.timm_name)
+    else:
+        _require(timm.is_model(backbone.timm_name), f"{what}: timm has no architecture {backbone.timm_name!r}")
     if backbone.default_weights == "file":
         _require(callable(backbone.weights_file), f"{what}: default_weights='file' needs a weights_file callable")
         assert backbone.weights_file is not None

@@ -226,7 +226,9 @@ def _score_candidate(
 
     similarity: dict[str, Any] = {"score": None, "bn_shift": None, "noise_bn_shift": None, "imagenet_head": None}
     if pipe.weights.pretrained:
-        head = imagenet_head(pipe.backbone, pipe.weights.kind, pipe.weights.file, pipe.backbone_spec.timm_name)
+        hub = pipe.weights.hub  # a hub model: the commit its backbone was built from, already in the cache
+        timm_name = f"hf-hub:{hub['repo_id']}@{hub['revision']}" if hub else pipe.backbone_spec.timm_name
+        head = imagenet_head(pipe.backbone, pipe.weights.kind, pipe.weights.file, timm_name)
         if head is not None and finite:
             hc = head_confidence(x, *head)
             similarity["imagenet_head"] = {

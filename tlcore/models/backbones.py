@@ -6,7 +6,7 @@ import contextlib
 import os
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 from urllib.parse import urlparse
 
@@ -59,10 +59,11 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 @contextlib.contextmanager
 def _offline_unless_reachable(hub: bool) -> Iterator[None]:
     """Without a network, use only the local hub cache: no minute of retries, one clear error instead."""
-    if not hub or _hub_reachable():
+    from huggingface_hub import constants
+
+    if not hub or constants.HF_HUB_OFFLINE or _hub_reachable():  # offline already: no probe to wait for
         yield
         return
-    from huggingface_hub import constants
 
     previous = constants.HF_HUB_OFFLINE
     constants.HF_HUB_OFFLINE = True
@@ -79,8 +80,12 @@ def create_backbone(
     drop_path_rate: float = 0.0,
 ) -> tuple[nn.Module, WeightsSource, Preprocessing]:
     """A feature extractor (timm model with ``num_classes=0``), its weights source and preprocessing."""
+    from tlcore.models import hub_models
+
+    if hub_models.is_hub_name(backbone.timm_name):
+        model, source = _create_hub_backbone(backbone, weights, in_chans, drop_path_rate)
+        return model, source, _preprocessing(model, in_chans)
     import timm
-    from timm.data.config import resolve_data_config
 
     source = resolve_weights(weights, backbone.timm_name, backbone.default_weights, backbone.weights_file)
     kwargs: dict[str, Any] = {"num_classes": 0, "in_chans": in_chans}
@@ -102,16 +107,69 @@ def create_backbone(
         if source.kind == "file":
             raise WeightsError(f"weights do not fit {backbone.timm_name}: {str(exc).splitlines()[0][:200]}") from None
         raise
+    return model, source, _preprocessing(model, in_chans)
+
+
+def _create_hub_backbone(
+    backbone: Backbone, weights: str, in_chans: int, drop_path_rate: float
+) -> tuple[nn.Module, WeightsSource]:
+    """A backbone named by a hub id: its config.json pinned to one commit, then timm's ``hf-hub:`` path
+    (the hub's own weights by default; ``none`` and ``FILE`` use only its architecture)."""
+    import timm
+
+    from tlcore.models import hub_models
+
+    model_id = hub_models.hub_model_id(backbone.timm_name)
+    kwargs: dict[str, Any] = {"num_classes": 0, "in_chans": in_chans}
+    if drop_path_rate:
+        kwargs["drop_path_rate"] = drop_path_rate
+    with _offline_unless_reachable(True):
+        hub = hub_models.fetch_config(model_id)
+        source = resolve_weights(weights, hub.pinned, backbone.default_weights, backbone.weights_file)
+        if source.kind == "file":  # the file instead of the hub's weights
+            kwargs["pretrained_cfg_overlay"] = {"file": str(source.file), "source": "file"}
+        try:
+            model = timm.create_model(hub.pinned, pretrained=source.pretrained, **kwargs)
+        except (OSError, RuntimeError, ValueError) as exc:
+            error = hub_models.hub_error(model_id, exc)
+            if error is not None:
+                raise error from None
+            if source.pretrained:
+                what = hub.repo_id if source.kind == "hub" else str(source.origin)
+                raise WeightsError(
+                    f"weights of {what} do not fit {hub.architecture}: {str(exc).splitlines()[0][:200]}"
+                ) from None
+            raise
+        record = hub_models.record(hub, weights_loaded=source.kind == "hub")
+    if source.kind == "hub":
+        source = replace(source, origin=f"Hugging Face hub: {hub.repo_id}@{hub.commit}")
+    return model, replace(source, hub=record)
+
+
+def rebuild_backbone(backbone: Backbone, in_chans: int, hub: dict[str, Any] | None = None) -> nn.Module:
+    """The architecture a run trained, without its weights and without the network: a hub model from the
+    record the run stored (``hub``), any other from its timm name."""
+    from tlcore.models import hub_models
+
+    if hub:
+        return hub_models.rebuild(hub, in_chans)
+    model, _, _ = create_backbone(backbone, weights="none", in_chans=in_chans)
+    return model
+
+
+def _preprocessing(model: nn.Module, in_chans: int) -> Preprocessing:
+    """The input pipeline of ``model``'s pretrained config (for a hub model, its config.json's)."""
+    from timm.data.config import resolve_data_config
+
     cfg = resolve_data_config({}, model=model)
     _, h, w = cfg["input_size"]
-    pre = Preprocessing(
+    return Preprocessing(
         input_size=(int(h), int(w)),
         mean=tuple(float(m) for m in cfg["mean"]) if in_chans == len(cfg["mean"]) else _fit(cfg["mean"], in_chans),
         std=tuple(float(s) for s in cfg["std"]) if in_chans == len(cfg["std"]) else _fit(cfg["std"], in_chans),
         interpolation=str(cfg.get("interpolation", "bicubic")),
         crop_pct=float(cfg.get("crop_pct", 0.875)),
     )
-    return model, source, pre
 
 
 def _fit(values: Any, channels: int) -> tuple[float, ...]:

@@ -18,7 +18,7 @@ from torch import nn
 from tlcore import io_atomic
 from tlcore.data.dataset import UINT8_SCALE
 from tlcore.errors import TlcoreError
-from tlcore.models.backbones import Preprocessing, create_backbone, feature_dim
+from tlcore.models.backbones import Preprocessing, feature_dim, rebuild_backbone
 from tlcore.plugins import PluginHost
 from tlcore.specs import HeadContext
 
@@ -188,6 +188,9 @@ class ModelMeta:
     run_id: str | None = None
     #: A fold ensemble (``tl train --folds K``): the member runs' folders, relative to this run's.
     members: list[str] | None = None
+    #: A backbone named by a Hugging Face hub id: the id, commit, weights file and sha256, and the
+    #: architecture with its arguments and pretrained config, which rebuild it without the hub.
+    hub: dict[str, Any] | None = None
 
     def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...], float]:
         """Mean, std and their scale (255: 0-1 pretrained statistics on uint8 pixels; 1: raw band statistics)."""
@@ -236,8 +239,7 @@ def load_model(host: PluginHost, run_dir: Path, finished: bool = True) -> tuple[
         return _load_ensemble(host, run_dir, meta)
     if not (run_dir / MODEL_FILE).exists():
         raise TlcoreError(f"{run_dir} has no {MODEL_FILE}: the run did not finish", "use tl train --resume")
-    backbone_spec = host.backbone(meta.backbone)
-    backbone, _, _ = create_backbone(backbone_spec, weights="none", in_chans=meta.in_chans)
+    backbone = rebuild_backbone(host.backbone(meta.backbone), meta.in_chans, meta.hub)
     head_spec = host.heads.get(meta.head)
     head: nn.Module
     if head_spec.kind == "sklearn":  # saved as nn.Identity in MODEL_FILE, the estimator beside it

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,13 +34,17 @@ class WeightsSource:
     kind: str
     file: Path | None = None
     origin: str = ""  # what a report should say produced them
+    #: A backbone named by a Hugging Face hub id: its id, commit, weights file and sha256, and the
+    #: architecture with its arguments (tlcore.models.hub_models.record); None for timm registry names.
+    hub: dict[str, Any] | None = None
 
     @property
     def pretrained(self) -> bool:
         return self.kind != "none"
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
+    """The file's sha256, hex."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -99,7 +104,8 @@ def to_timm_safetensors(path: Path, timm_name: str, remap: bool = False) -> Path
         path = _find_in_folder(path)
     if not path.is_file():
         raise WeightsError(f"weights file {path} does not exist", "check the path, or use weights=hub|none")
-    out = cache_root() / "weights" / f"{timm_name}-{_sha256(path)[:16]}.safetensors"
+    safe_name = re.sub(r"[^A-Za-z0-9._-]+", "_", timm_name)  # a hub id (hf-hub:ORG/NAME@REV) as one file name
+    out = cache_root() / "weights" / f"{safe_name}-{sha256_of(path)[:16]}.safetensors"
     if out.exists():
         return out
     state = _load_untrusted(path)

@@ -205,6 +205,7 @@ class Pipeline:
             target_norm=objective.scaler.as_dict() if objective and objective.scaler else None,
             loss=objective.loss_name if objective else None,
             run_id=self.run_id,
+            hub=self.weights.hub,
         )
 
 

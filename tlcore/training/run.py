@@ -27,6 +27,7 @@ from tlcore.errors import ConfigError
 from tlcore.metrics.intervals import multilabel_intervals
 from tlcore.metrics.operating_point import evaluation_sections
 from tlcore.metrics.tasks import best_of
+from tlcore.models import hub_models
 from tlcore.models.backbones import count_parameters, stage_groups
 from tlcore.models.objective import Objective, target_array
 from tlcore.models.transfer import MODEL_FILE, TransferModel, load_model, save_model
@@ -463,7 +464,8 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
 
 
 def _weights_dict(w: WeightsSource) -> dict[str, Any]:
-    return {"source": w.kind, "origin": w.origin, "pretrained": w.pretrained}
+    hub = {"hub": hub_models.summary(w.hub)} if w.hub else {}
+    return {"source": w.kind, "origin": w.origin, "pretrained": w.pretrained, **hub}
 
 
 def _environment(device: torch.device, precision: str) -> dict[str, Any]:
