@@ -90,7 +90,8 @@ def resolve_backbone(name: str) -> Backbone | None:
     """Return a :class:`~tlcore.specs.Backbone` for a name that no plugin registered, or ``None``.
 
     Called when a run names a backbone that is not in the registry; the first plugin that
-    returns a backbone wins. The core's default plugin resolves every timm model name.
+    returns a backbone wins. The core's default plugin resolves every timm model name and Hugging Face hub
+    ids (``hf-hub:ORG/NAME``, ``timm/NAME``).
     """
 
 
