@@ -58,7 +58,6 @@ def test_metadata_is_complete(name: str) -> None:
     assert project["readme"] == "README.md" and (PROJECTS[name] / "README.md").is_file()
     assert {
         "Programming Language :: Python :: 3.11",
-        "Programming Language :: Python :: 3.12",
         "Operating System :: OS Independent",
         "Intended Audience :: Science/Research",
         "Topic :: Scientific/Engineering :: Image Recognition",
