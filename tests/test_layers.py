@@ -18,12 +18,14 @@ ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 #: The layers from lowest to highest; a module belongs to the layer of its longest matching prefix.
 #: A module may import its own layer or a lower one, never a higher one.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    # The plugin contract and what every floor uses: errors, specs, settings, files, runtime, caches, the plugin host.
+    # The plugin contract and what every floor uses: errors (and the optional extras' one-line error), specs,
+    # settings, files, runtime, caches, the plugin host.
     (
         "base",
         (
             "tlcore",
             "tlcore.errors",
+            "tlcore.extras",
             "tlcore.images",
             "tlcore.specs",
             "tlcore.registry",

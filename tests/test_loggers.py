@@ -185,8 +185,8 @@ def test_missing_package_is_a_one_line_error_naming_the_extra(
     assert code == 2
     assert err.count("\n") == 1
     assert err == (
-        f"error: logger {logger!r} needs the {module} package, which is not installed "
-        f'(pip install "tlcore[{logger}]")\n'
+        f"error: logger {logger!r} needs the 'tracking' extra ({module} is not installed): "
+        'pip install "tlcore[tracking]"\n'
     )
     assert not run_dir.exists()  # refused before training started
 

@@ -417,6 +417,7 @@ class Comparison:
 
     def __init__(self, report: Mapping[str, Any], path: str | os.PathLike[str] | None = None) -> None:
         from tlcore.advice.plots import PLOTS
+        from tlcore.reports.run_outputs import SKIPPED_OUTPUTS
 
         #: ``compare.json``'s content: data, options, each method's settings, runs, curves, summary.
         self.report = dict(report)
@@ -425,8 +426,11 @@ class Comparison:
         #: The transfer gain at 10 % of the labels (or the nearest fraction): ``fraction``,
         #: ``labelled_images``, ``gain_points`` per method, and ``text``, the paragraph ``tl compare`` prints.
         self.summary: dict[str, Any] = dict(self.report["summary"])
-        #: The two PNG plots written (accuracy against labelled images, and against wall-clock time).
-        self.plots: list[Path] = [self.path / name for name in PLOTS] if self.path is not None else []
+        #: The two PNG plots written (accuracy against labelled images, and against wall-clock time); none
+        #: without an output folder, or without matplotlib (the ``reports`` extra).
+        self.plots: list[Path] = (
+            [self.path / name for name in PLOTS] if self.path is not None and SKIPPED_OUTPUTS not in report else []
+        )
 
     def __repr__(self) -> str:
         return f"Comparison({len(self.report['runs'])} runs, {self.summary['text']!r})"

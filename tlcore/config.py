@@ -175,8 +175,7 @@ class RunConfig(BaseModel):
     loggers: list[str] = Field(
         default_factory=list,
         description="experiment trackers the run reports to, e.g. [mlflow,tensorboard] (tl list loggers): settings, "
-        'metrics per epoch, final scores and the run\'s files; mlflow needs pip install "tlcore[mlflow]", '
-        'tensorboard "tlcore[tensorboard]"',
+        'metrics per epoch, final scores and the run\'s files; both need pip install "tlcore[tracking]"',
     )
     mlflow_tracking_uri: str | None = Field(
         None,

@@ -69,5 +69,23 @@ class PluginError(TlcoreError):
     """A plugin's code failed while tlcore used it."""
 
 
+class MissingExtraError(TlcoreError):
+    """A feature needs a package from an optional extra that is not installed; the message ends with the
+    ``pip install`` that fixes it (see :func:`tlcore.extras.require`)."""
+
+    def __init__(self, feature: str, extra: str, module: str, distribution: str = "tlcore") -> None:
+        super().__init__(
+            f"{feature} needs the {extra!r} extra ({module} is not installed)",
+            f'pip install "{distribution}[{extra}]"',
+        )
+        self.feature = feature
+        self.extra = extra
+        self.module = module
+        self.distribution = distribution
+
+    def __str__(self) -> str:
+        return f"{self.message}: {self.hint}"
+
+
 class TlcoreWarning(UserWarning):
     """Something a run or a command did that the user should know about; the CLI prints it as ``warning: ...``."""

@@ -29,6 +29,7 @@ from tlcore.config import RunConfig, build_config, check_setting, preset_setting
 from tlcore.data.prepare import PreparedData, prepare_data
 from tlcore.errors import ConfigError, TlcoreError
 from tlcore.plugins import PluginHost
+from tlcore.reports.run_outputs import SKIPPED_OUTPUTS, plot_skips_unsaid
 from tlcore.specs import Record
 from tlcore.training.run import run_training
 
@@ -183,7 +184,8 @@ def _one_run(
     run_dir: Path,
 ) -> dict[str, Any]:
     """One training run with a cold feature cache (its wall clock is what a first run costs)."""
-    with tempfile.TemporaryDirectory(prefix="tl-compare-cache-") as cache:
+    # Without matplotlib each run skips its plots; tl compare says so once, for its own plots.
+    with tempfile.TemporaryDirectory(prefix="tl-compare-cache-") as cache, plot_skips_unsaid():
         config = config.model_copy(update={"cache_dir": cache})
         # tl compare owns its runs/ folder: a run left there by an earlier compare is replaced.
         return run_training(host, config, data, run_dir, preset=None, prepared=prepared, overwrite=True)
@@ -221,8 +223,6 @@ def _compare(
     log: Callable[[str], object] | None,
     write: bool,
 ) -> dict[str, Any]:
-    from tlcore.advice.plots import plot_curves
-
     started = time.perf_counter()
     configs = method_configs(host, preset, options)
     first = next(iter(configs.values()))
@@ -305,13 +305,33 @@ def _compare(
         "seconds": round(time.perf_counter() - started, 1),
     }
     if write:
+        skipped = _plots_skipped()
+        if skipped:  # the same record as a run's report.json
+            result[SKIPPED_OUTPUTS] = skipped
         (output / "compare.json").write_text(json.dumps(result, indent=2))
         with (output / "compare.csv").open("w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
             writer.writeheader()
             writer.writerows(runs)
-        plot_curves(curves, output, title=f"{Path(data).name}: {preset}")
+        if not skipped:
+            from tlcore.advice.plots import plot_curves
+
+            plot_curves(curves, output, title=f"{Path(data).name}: {preset}")
     return result
+
+
+def _plots_skipped() -> dict[str, str]:
+    """``{"plots": why}`` and one warning when matplotlib (the ``reports`` extra) is missing; else empty."""
+    from tlcore.errors import MissingExtraError
+    from tlcore.extras import require
+    from tlcore.runtime import warn
+
+    try:
+        require("matplotlib", "reports", "drawing tl compare's plots")
+    except MissingExtraError as exc:
+        warn(f"plots skipped: {exc} (compare.json and compare.csv are written)")
+        return {"plots": str(exc)}
+    return {}
 
 
 def aggregate(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

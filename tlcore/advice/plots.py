@@ -1,4 +1,4 @@
-"""The two learning-curve plots of ``tl compare`` (matplotlib, Agg: no display needed)."""
+"""The two learning-curve plots of ``tl compare`` (matplotlib, Agg: no display needed; the ``reports`` extra)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ STYLE = {
 
 
 def plot_curves(curves: Sequence[dict[str, Any]], output: Path, title: str) -> list[Path]:
+    from tlcore.extras import require
+
+    require("matplotlib", "reports", "drawing tl compare's plots")
     import matplotlib
 
     matplotlib.use("Agg")

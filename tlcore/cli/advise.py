@@ -87,6 +87,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     from tlcore.advice.compare import compare, compare_options
     from tlcore.advice.plots import PLOTS
+    from tlcore.reports.run_outputs import SKIPPED_OUTPUTS
     from tlcore.runtime import console
 
     host = common.host()
@@ -116,9 +117,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         )
     console.print(table)
     console.print(result["summary"]["text"])
-    console.print(
-        f"written to {output} (compare.json, compare.csv, {', '.join(PLOTS)}; {result['seconds'] / 60:.1f} min)"
-    )
+    files = ["compare.json", "compare.csv", *([] if SKIPPED_OUTPUTS in result else PLOTS)]
+    console.print(f"written to {output} ({', '.join(files)}; {result['seconds'] / 60:.1f} min)")
     return 0
 
 

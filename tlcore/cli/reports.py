@@ -51,7 +51,8 @@ def add_commands(sub: Any) -> None:
         description="Write one PNG per image to --output: the image as the model sees it (resized and "
         "centre-cropped) next to its Grad-CAM overlay (red: regions that raised the output most). The "
         "layer is found automatically: the last convolutional stage of a CNN, or the last block of a vision "
-        "transformer. Prints one JSON line per image.",
+        "transformer. Prints one JSON line per image. Needs the reports extra: "
+        'pip install "tlcore[reports]".',
         epilog="example: tl explain runs/beans leaf1.jpg leaf2.jpg --class healthy",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="the --output of `tl train`")
@@ -66,7 +67,8 @@ def add_commands(sub: Any) -> None:
         description="Write a single HTML file (images embedded, no external files) with the run's metrics "
         "and their intervals, learning curves, confusion matrix, ROC / precision-recall / calibration (or "
         "predicted-vs-true) plots, Grad-CAM of the most confident test errors, and where the data, weights, "
-        "split and preset came from. Plots are redrawn from predictions.csv.",
+        "split and preset came from. Plots are redrawn from predictions.csv. Needs the reports extra: "
+        'pip install "tlcore[reports]".',
         epilog="example: tl report runs/beans && xdg-open runs/beans/report.html",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="the --output of `tl train`")
@@ -83,7 +85,8 @@ def add_commands(sub: Any) -> None:
         "N x C x H x W pixels (0-255, resized and centre-cropped to the run's input size), output class "
         "probabilities. The export is reloaded (onnxruntime / torch.jit.load) and compared with PyTorch on a "
         "batch of the run's test images; the max abs difference is printed and must stay under 1e-4. "
-        "PATH.json records the classes and preprocessing.",
+        "PATH.json records the classes and preprocessing. ONNX needs the export extra: "
+        'pip install "tlcore[export]"; TorchScript needs nothing more.',
         epilog="example: tl export runs/beans --format onnx --output beans.onnx",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="the --output of `tl train`")

@@ -1,7 +1,7 @@
 """``tl stress``: re-score a run's validation images under acquisition changes (see :mod:`tlcore.reports.stress`).
 
-Writes ``stress-SPLIT.json`` (machine-readable) and ``stress-SPLIT.png`` (one bar per change) in the run
-directory, prints a table, and one warning line per change the model leans on.
+Writes ``stress-SPLIT.json`` (machine-readable) and ``stress-SPLIT.png`` (one bar per change; needs the
+``reports`` extra) in the run directory, prints a table, and one warning line per change the model leans on.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def cmd_stress(args: argparse.Namespace) -> int:
     _print_table(report)
     for line in stress.warning_lines(report):
         print(line, file=sys.stderr)
-    print(f"wrote {run_dir / f'stress-{args.split}.json'} and {plot.name}")
+    print(f"wrote {run_dir / f'stress-{args.split}.json'}" + (f" and {plot.name}" if plot is not None else ""))
     return 0
 
 

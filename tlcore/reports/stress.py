@@ -206,12 +206,14 @@ def stress_run(
     only: Sequence[str] | None = None,
     overrides: Sequence[str] = (),
     show_progress: bool = True,
-) -> tuple[dict[str, Any], Path]:
+) -> tuple[dict[str, Any], Path | None]:
     """``tl stress``: ``split`` re-scored under each acquisition change (``only`` these; default the core's
     and the run's ``stress_perturbations``). Writes ``stress-SPLIT.json`` and ``stress-SPLIT.png`` in the
-    run folder and returns the report and the plot's path."""
+    run folder and returns the report and the plot's path: None, with one warning, without matplotlib
+    (the ``reports`` extra)."""
+    from tlcore.errors import MissingExtraError
     from tlcore.predict import split_inputs
-    from tlcore.reports.plots import plot_stress
+    from tlcore.reports.plots import plot_stress, require_matplotlib
     from tlcore.runtime import warn
 
     scoring = split_inputs(host, run_dir, data, split, overrides)
@@ -221,4 +223,10 @@ def stress_run(
     report = stress_split(scoring, chosen, split, show_progress=show_progress)
     report = {"run": str(run_dir), "data": scoring.prepared.summary(), "split": split, **report}
     io_atomic.write_text(run_dir / f"stress-{split}.json", json.dumps(report, indent=2))
+    try:
+        require_matplotlib("drawing the stress plot")
+    except MissingExtraError as exc:
+        warn(f"stress-{split}.png skipped: {exc}")
+        (run_dir / f"stress-{split}.png").unlink(missing_ok=True)  # an earlier one would not match this json
+        return report, None
     return report, plot_stress(report, run_dir / f"stress-{split}.png")

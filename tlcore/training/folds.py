@@ -39,6 +39,7 @@ from tlcore.models.objective import Objective, target_array
 from tlcore.models.transfer import MODEL_META, load_meta, load_model
 from tlcore.plugins import PluginHost
 from tlcore.predict import Predictor
+from tlcore.reports import run_outputs
 from tlcore.reports.predictions import PREDICTIONS, read_predictions
 from tlcore.run_dirs import FOLDS, REPORT, RUN_CONFIG
 from tlcore.runtime import console, seed_everything, warn
@@ -189,7 +190,8 @@ def run_folds(
         console.print(f"[bold]fold {i + 1}/{k}[/]: {len(train)} train, {len(val)} val images -> {fold_dir}")
         t0 = time.perf_counter()
         sub = _fold_data(prepared, train, val, i, k)
-        reports.append(_train_fold(host, member_config, data, fold_dir, preset, sub, run_training))
+        with run_outputs.plot_skips_unsaid():  # plots skipped (no matplotlib): the ensemble says it once
+            reports.append(_train_fold(host, member_config, data, fold_dir, preset, sub, run_training))
         fold_seconds.append(time.perf_counter() - t0)
         members.append(fold_dir.relative_to(run_dir).as_posix())
         vals.append(val)
@@ -271,8 +273,6 @@ def _write_ensemble(
         report["intervals"] = multilabel_intervals(y["test"], test_out, ds.classes, n_boot=config.bootstrap,
                                                    seed=config.seed)  # fmt: skip
     io_atomic.write_text(run_dir / REPORT, json.dumps(report, indent=2, default=_json_default))
-    from tlcore.reports import run_outputs
-
     paths = {"val": [r.path for r in oof_records], "test": [r.path for r in ds.splits["test"]]}
     run_outputs.write_run_outputs(run_dir, report, paths, y, {"val": oof, "test": test_out})
     run_dirs.finish(run_dir)
