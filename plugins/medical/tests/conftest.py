@@ -136,16 +136,19 @@ def medmnist_npz() -> object:
 
 
 def write_brain_mat(path: Path, image: np.ndarray, label: int, patient: str) -> Path:
-    """A file laid out like the figshare set's MATLAB v7.3 files (HDF5, column-major, doubles, char codes)."""
+    """A file laid out like the figshare set's MATLAB v7.3 files: MATLAB's text header in a 512-byte user block,
+    then HDF5 (column-major, doubles, char codes)."""
     import h5py
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(path, "w") as handle:
+    with h5py.File(path, "w", userblock_size=512) as handle:
         group = handle.create_group("cjdata")
         group["image"] = image.T.astype(np.int16)
         group["label"] = np.array([[float(label)]])
         group["PID"] = np.array([[ord(c)] for c in patient], dtype=np.uint16)
         group["tumorMask"] = np.zeros(image.T.shape, dtype=np.uint8)
+    with path.open("r+b") as fh:
+        fh.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2024 HDF5 schema 1.00 .")
     return path
 
 

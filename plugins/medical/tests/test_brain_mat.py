@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 
 from tlcore.config import RunConfig
 from tlcore.data.prepare import prepare_data
-from tlcore.errors import DataError
+from tlcore.errors import DataError, MissingExtraError
 from tlcore.plugins import PluginHost
 from tlcore.specs import DatasetAdapter
 
@@ -50,3 +51,26 @@ def test_a_mat_file_without_cjdata_is_an_error(adapter: DatasetAdapter, tmp_path
     assert adapter.detect is not None and not adapter.detect(tmp_path)
     with pytest.raises(DataError, match="no cjdata struct"):
         adapter.load(tmp_path, {})
+
+
+def test_without_h5py_a_mat_folder_is_one_line_naming_the_mat_extra(
+    host: PluginHost, tmp_path: Path, brain_mat: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(3):
+        brain_mat(tmp_path / "cases" / f"{i + 1}.mat", np.zeros((8, 8), dtype=np.int16), label=1 + i, patient="7")
+    import h5py
+
+    (tmp_path / "plain").mkdir()
+    with h5py.File(tmp_path / "plain" / "1.mat", "w") as handle:
+        handle["x"] = np.zeros(3)  # HDF5 without MATLAB's header: not a v7.3 case
+    monkeypatch.setitem(sys.modules, "h5py", None)  # `import h5py` now raises ImportError, as if not installed
+    adapter = host.adapters.get("medical/brain-tumor-mat")
+    assert adapter.detect is not None
+    assert adapter.detect(tmp_path / "cases")  # claimed by MATLAB's v7.3 header, so loading says what to install
+    assert not adapter.detect(tmp_path / "plain")
+    with pytest.raises(MissingExtraError) as caught:
+        prepare_data(host, str(tmp_path / "cases"), RunConfig(val_fraction=0.2))
+    assert str(caught.value) == (
+        "the medical/brain-tumor-mat adapter needs the 'mat' extra (h5py is not installed): "
+        'pip install "tlcore-medical[mat]"'
+    )

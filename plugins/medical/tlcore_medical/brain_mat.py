@@ -1,4 +1,5 @@
-"""``medical/brain-tumor-mat``: Cheng's figshare brain tumour set as published (MATLAB v7.3 files, h5py).
+"""``medical/brain-tumor-mat``: Cheng's figshare brain tumour set as published (MATLAB v7.3 files, read with h5py
+from the ``mat`` extra: ``pip install "tlcore-medical[mat]"``).
 
 Each ``N.mat`` holds a struct ``cjdata``: ``image`` (a 512x512 int16 T1 contrast-enhanced slice),
 ``label`` (1 meningioma, 2 glioma, 3 pituitary), ``PID`` (the patient id as character codes),
@@ -17,18 +18,24 @@ from typing import Any
 import numpy as np
 
 from tlcore.data.prediction_inputs import expand
-from tlcore.errors import DataError
+from tlcore.errors import DataError, MissingExtraError
+from tlcore.extras import require
 from tlcore.specs import LabeledDataset, PredictionInputs, Record
 from tlcore_medical import folders, intensity
 
 NAME = "medical/brain-tumor-mat"
 LABELS = {1: "meningioma", 2: "glioma", 3: "pituitary"}
 CLASSES = sorted(LABELS.values())  # the order of class folders in the common image-folder exports
+#: How a MATLAB v7.3 file begins: its text header, before the HDF5 data at byte 512.
+V73_HEADER = b"MATLAB 7.3 MAT-file"
+
+
+def _h5py() -> Any:
+    return require("h5py", "mat", f"the {NAME} adapter", distribution="tlcore-medical")
 
 
 def _struct(path: str) -> Any:
-    import h5py
-
+    h5py = _h5py()
     try:
         handle = h5py.File(path, "r")
     except OSError as exc:
@@ -43,6 +50,14 @@ def is_case(path: Path) -> bool:
     """A ``.mat`` file with a ``cjdata`` struct (``cvind.mat``, the fold index, is not one)."""
     if path.suffix.lower() != ".mat":
         return False
+    try:
+        _h5py()
+    except MissingExtraError:  # no look inside without h5py: a v7.3 file is claimed, and loading it names the extra
+        try:
+            with path.open("rb") as fh:
+                return fh.read(len(V73_HEADER)) == V73_HEADER
+        except OSError:
+            return False
     try:
         with _struct(str(path)):
             return True
