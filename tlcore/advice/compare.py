@@ -323,11 +323,11 @@ def _compare(
 def _plots_skipped() -> dict[str, str]:
     """``{"plots": why}`` and one warning when matplotlib (the ``reports`` extra) is missing; else empty."""
     from tlcore.errors import MissingExtraError
-    from tlcore.extras import require
+    from tlcore.reports.plots import require_matplotlib
     from tlcore.runtime import warn
 
     try:
-        require("matplotlib", "reports", "drawing tl compare's plots")
+        require_matplotlib("drawing tl compare's plots")
     except MissingExtraError as exc:
         warn(f"plots skipped: {exc} (compare.json and compare.csv are written)")
         return {"plots": str(exc)}
