@@ -243,6 +243,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 
+    from tlcore import cpu_memory
     from tlcore.runtime import pick_device, resolve_workers
 
     device = pick_device(args.device)
@@ -292,6 +293,9 @@ def main() -> None:
             except Exception as exc:  # keep the other measurements when one path fails
                 row[key] = {"error": f"{type(exc).__name__}: {exc}"[:500], "train": float("nan"), "infer": float("nan")}
             row[key]["seconds"] = round(time.perf_counter() - t0, 1)
+            # malloc's state after the path ran: tlcore tunes it for the whole process on its first CPU model
+            # (tlcore.cpu_memory), so on the CPU only the first model's plain loops run with glibc's defaults.
+            row[key]["cpu_memory"] = cpu_memory.state()["malloc"]
             print(name, key, json.dumps(row[key]), flush=True)
         ceiling_train = row["synthetic"].get("train_compiled", row["synthetic"]["train"])
         row["ratios"] = {

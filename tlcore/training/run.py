@@ -19,7 +19,7 @@ import yaml
 from torch import nn
 
 import tlcore
-from tlcore import io_atomic, run_dirs
+from tlcore import cpu_memory, io_atomic, run_dirs
 from tlcore.config import RunConfig
 from tlcore.data.prepare import PreparedData, prepare_data
 from tlcore.data.train_images import write_train_images
@@ -480,6 +480,7 @@ def _environment(device: torch.device, precision: str) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "processes": distributed.current().world_size,  # > 1 under torchrun (batch_size is the global batch)
         "platform": platform.platform(),
+        "cpu_memory": cpu_memory.state(),  # glibc malloc tuned for CPU training, or why not
     }
 
 
