@@ -13,6 +13,8 @@ run across several sittings; ``--plan`` lists what is left. The arms on a data s
   AdamW (lr 3e-4, weight decay 0.05), a per-step cosine schedule, cross-entropy, torchvision's standard
   augmentation (RandomResizedCrop + horizontal flip; Resize + CenterCrop to evaluate), batch 32, the epoch
   count of the data set's reference preset (the one a user of that modality would pick), last epoch kept.
+  Its one setting is ``--set folds=K``: grouped K-fold cross-validation on the folds ``tl train --folds K``
+  draws (same groups, same seed), scored out of fold like the presets' ``+cvK`` runs.
 
 Every arm sees the same train/val/test files (tlcore's adapter and split). Scores come from the run's own
 ``report.json`` (presets) or from ``tlcore.metrics`` on the loop's softmax outputs (plain): accuracy,
@@ -25,6 +27,7 @@ average at start and end is recorded: a run that shared the cores is slower, not
     python benchmarks/presets.py --modality medical           # run what is left, medical sets first
     python benchmarks/presets.py --dataset beans --arm plain --seeds 0 1
     python benchmarks/presets.py --arm medical/breast-ultrasound --set image_size=288 --variant s288
+    python benchmarks/presets.py --dataset ct_lung_iqothnccd --arm plain --set folds=3 --variant cv3
     python benchmarks/presets.py --table                      # markdown table, protocol check, plot
 """
 
@@ -106,8 +109,8 @@ def plan(modalities: list[str], datasets: list[str] | None, arms: list[str] | No
                     if arms and arm not in arms:
                         continue
                     if variant:
-                        if arm == "plain":
-                            continue
+                        if arm == "plain" and plain_folds(sets) is None:
+                            continue  # the plain loop has no settings but folds
                         jobs.append(Job(modality, dataset, f"{arm}+{variant}", seed, tuple(sets)))
                     else:
                         jobs.append(Job(modality, dataset, arm, seed))
@@ -184,6 +187,16 @@ def run_preset(job: Job, data: Path, work: Path, env: dict[str, str]) -> dict[st
 # -- the plain timm + PyTorch loop, in this process -------------------------------------------------
 
 
+def plain_folds(sets: tuple[str, ...] | list[str]) -> int | None:
+    """K when ``sets`` is exactly ``folds=K`` (the one setting the plain loop has: grouped K-fold
+    cross-validation on the same folds as ``tl train --folds K``), 0 for no settings, None otherwise."""
+    if not sets:
+        return 0
+    if len(sets) == 1 and sets[0].startswith("folds=") and sets[0][6:].isdigit():
+        return int(sets[0][6:])
+    return None
+
+
 def run_plain(job: Job, data: Path) -> dict[str, Any]:
     import torch
     from plain_baseline import PathDataset, plain_model, plain_transforms, train_epoch
@@ -194,6 +207,8 @@ def run_plain(job: Job, data: Path) -> dict[str, Any]:
     from tlcore.data.prepare import prepare_data
     from tlcore.metrics.classification import classification_metrics
     from tlcore.runtime import autocast, pick_device, resolve_workers
+    from tlcore.specs import Record
+    from tlcore.training.folds import assign_folds
 
     reference = SUITE[job.modality][job.dataset]
     host, config = resolve_config(reference, [f"seed={job.seed}"])
@@ -201,45 +216,71 @@ def run_plain(job: Job, data: Path) -> dict[str, Any]:
     splits, classes = prepared.dataset.splits, prepared.dataset.classes
     device = pick_device(config.device)
     workers = resolve_workers(None, device)
-    random.seed(job.seed)
-    np.random.seed(job.seed)
-    torch.manual_seed(job.seed)
-    t0 = time.perf_counter()
-    model, timm_name, _ = plain_model(host, config, len(classes))
-    model.to(device)
-    data_cfg = resolve_data_config({}, model=model)
-    size = int(data_cfg["input_size"][-1])
-    train_tf, eval_tf = plain_transforms(size, data_cfg["mean"], data_cfg["std"])
     bs, epochs = 32, config.epochs
-    train_loader = DataLoader(
-        PathDataset(splits["train"], train_tf), batch_size=bs, shuffle=True, num_workers=workers,
-        drop_last=len(splits["train"]) % bs == 1, generator=torch.Generator().manual_seed(job.seed),
-    )  # fmt: skip
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.05)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * len(train_loader))
-    for epoch in range(epochs):
-        e0 = time.perf_counter()
-        train_epoch(model, train_loader, optimizer, scheduler, device)
-        print(f"  plain: epoch {epoch + 1}/{epochs} in {time.perf_counter() - e0:.0f} s", flush=True)
+    t0 = time.perf_counter()
+
+    def fit(train: list[Record], label: str) -> Any:
+        random.seed(job.seed)
+        np.random.seed(job.seed)
+        torch.manual_seed(job.seed)
+        model, timm_name, _ = plain_model(host, config, len(classes))
+        model.to(device)
+        data_cfg = resolve_data_config({}, model=model)
+        size = int(data_cfg["input_size"][-1])
+        train_tf, eval_tf = plain_transforms(size, data_cfg["mean"], data_cfg["std"])
+        train_loader = DataLoader(
+            PathDataset(train, train_tf), batch_size=bs, shuffle=True, num_workers=workers,
+            drop_last=len(train) % bs == 1, generator=torch.Generator().manual_seed(job.seed),
+        )  # fmt: skip
+        optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.05)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * len(train_loader))
+        for epoch in range(epochs):
+            e0 = time.perf_counter()
+            train_epoch(model, train_loader, optimizer, scheduler, device)
+            print(f"  plain{label}: epoch {epoch + 1}/{epochs} in {time.perf_counter() - e0:.0f} s", flush=True)
+        return model, eval_tf, timm_name, size
 
     @torch.inference_mode()
-    def scores(split: str) -> dict[str, Any]:
+    def probabilities(model: Any, eval_tf: Any, records: list[Record]) -> tuple[np.ndarray, np.ndarray]:
         model.eval()
-        loader = DataLoader(PathDataset(splits[split], eval_tf), batch_size=bs * 2, num_workers=workers)
+        loader = DataLoader(PathDataset(records, eval_tf), batch_size=bs * 2, num_workers=workers)
         probs, targets = [], []
         for x, y in loader:
             with autocast(device):
                 probs.append(torch.softmax(model(x.to(device)).float(), 1).cpu())
             targets.append(y)
-        return _scores(classification_metrics(torch.cat(targets).numpy(), torch.cat(probs).numpy(), classes))
+        return torch.cat(targets).numpy(), torch.cat(probs).numpy()
 
-    val, test = scores("val"), scores("test")
+    def scores(targets: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
+        return _scores(classification_metrics(targets, probs, classes))
+
+    k = plain_folds(job.sets)
+    side: dict[str, Any] = {}
+    if k:
+        # Out of fold, as tl train --folds K scores val: every train+val image by the model that never saw its
+        # group, pooled; the same grouped folds (tlcore.training.folds.assign_folds, same seed).
+        records = splits["train"] + splits["val"]
+        fold = assign_folds(records, k, "classification", job.seed)
+        oof_y, oof_p, per_fold = [], [], []
+        for i in range(k):
+            train = [r for r, f in zip(records, fold, strict=True) if f != i]
+            held = [r for r, f in zip(records, fold, strict=True) if f == i]
+            model, eval_tf, timm_name, size = fit(train, f" fold {i + 1}/{k}")
+            y, p = probabilities(model, eval_tf, held)
+            oof_y.append(y)
+            oof_p.append(p)
+            per_fold.append({"fold": i + 1, "train": len(train), "val": len(held), "val_metrics": scores(y, p)})
+        side["val"] = scores(np.concatenate(oof_y), np.concatenate(oof_p))
+        side["folds"] = {"k": k, "per_fold": per_fold, "val_is": "out of fold over train+val (grouped), pooled"}
+    else:
+        model, eval_tf, timm_name, size = fit(splits["train"], "")
+        side["val"] = scores(*probabilities(model, eval_tf, splits["val"]))
+        side["test"] = scores(*probabilities(model, eval_tf, splits["test"]))
     return {
         "command": "benchmarks/presets.py plain loop (module docstring): timm + AdamW 3e-4/0.05, cosine, CE, "
         "RandomResizedCrop + flip, full fine-tuning",
         "wall_s": time.perf_counter() - t0,
-        "val": val,
-        "test": test,
+        **side,
         "config": {
             "backbone": timm_name,
             "image_size": size,
@@ -247,6 +288,7 @@ def run_plain(job: Job, data: Path) -> dict[str, Any]:
             "batch_size": bs,
             "reference_preset": reference,
             "device": str(device),
+            **({"folds": k} if k else {}),
         },
     }
 
@@ -260,9 +302,9 @@ def run_job(job: Job, datasets_root: Path, results: Path, work: Path) -> dict[st
     os.environ["TLCORE_CACHE"] = env["TLCORE_CACHE"]
     started = datetime.now(UTC).isoformat(timespec="seconds")
     load_start = os.getloadavg()
-    side = run_plain(job, data) if job.arm == "plain" else run_preset(job, data, work, env)
+    side = run_plain(job, data) if job.preset == "plain" else run_preset(job, data, work, env)
     if job.sets:  # a lever on trial is judged on val alone: test is read once per adopted preset version
-        side.pop("test")
+        side.pop("test", None)
     result = {
         "modality": job.modality,
         "dataset": job.dataset,
@@ -340,12 +382,17 @@ def table(results: Path) -> str:
                 if c is None:
                     continue
                 verdict = ""
-                if c["out_of_fold"]:
-                    verdict = "out of fold: compare with the same variant"
-                elif arm.split("+")[0] not in BASELINES:
+                if arm.split("+")[0] not in BASELINES:
+                    # Out of fold, a preset is compared with the baselines cross-validated on the same folds.
+                    against = base
+                    if c["out_of_fold"]:
+                        variant = arm.split("+", 1)[1]
+                        against = [cells.get((dataset, f"{b}+{variant}"), {}).get(f"val_{SCORE}") for b in BASELINES]
                     v = c[f"val_{SCORE}"]
-                    verdict = "not all baselines run" if None in base else ("yes" if all(
-                        v > b for b in base) else "**no**")  # fmt: skip
+                    verdict = "not all baselines run" if None in against else ("yes" if all(
+                        v > b for b in against) else "**no**")  # fmt: skip
+                    if c["out_of_fold"]:
+                        verdict += " (out of fold, against the baselines on the same folds)"
                 lines.append(
                     f"| {dataset} | {arm} | {_f(c['val_balanced_accuracy'])} | {_f(c['val_accuracy'])} | "
                     f"{_f(c['val_auc'])} | {_f(c['test_balanced_accuracy'])} | {_f(c['test_accuracy'])} | "
