@@ -399,10 +399,12 @@ def table(results: Path) -> str:
                     f"{_f(c['test_auc'])} | {_minutes(c['wall_s'])} | {','.join(map(str, c['seeds']))} | {verdict} |"
                 )
         lines.append("\nMean val balanced accuracy over the modality's sets (only arms run on every set):\n")
+        means = []
         for arm in arms:
             vals = [cells[(d, arm)][f"val_{SCORE}"] for d in sets if (d, arm) in cells]
             if len(vals) == len(sets):
-                lines.append(f"- {arm}: {_mean(vals):.3f}")
+                means.append(f"- {arm}: {_mean(vals):.3f}")
+        lines += means or [f"- none yet: no arm has run on all {len(sets)} sets"]
     return "\n".join(lines)
 
 
