@@ -31,6 +31,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "tlcore.registry",
             "tlcore.io_atomic",
             "tlcore.run_dirs",
+            "tlcore.cpu_memory",
             "tlcore.runtime",
             "tlcore.cache",
             "tlcore.config",
