@@ -14,6 +14,7 @@ import numpy as np
 from tlcore.config import RunConfig
 from tlcore.data.leakage import LeakageReport, find_leakage
 from tlcore.data.splits import ensure_splits
+from tlcore.data.val_size import small_val_classes
 from tlcore.errors import DataError, TlcoreError, UnknownNameError
 from tlcore.images import check_image
 from tlcore.plugins import PluginHost
@@ -43,6 +44,7 @@ class PreparedData:
     label_conflicts: list[dict[str, Any]] = field(default_factory=list)
     missing_classes: dict[str, list[str]] = field(default_factory=dict)
     train_overlap: dict[str, Any] | None = None  # tl evaluate/stress: the scored images the run trained on
+    small_val: list[dict[str, Any]] = field(default_factory=list)  # training: val classes too thin to choose on
 
     def changes(self) -> list[Change]:
         """Each kind of change made to the data as given (left out, merged, de-duplicated) and each split
@@ -70,6 +72,7 @@ class PreparedData:
             "label_conflicts": self.label_conflicts,
             "labels_trimmed": ds.labels_trimmed,
             "missing_classes": self.missing_classes,
+            "small_val": self.small_val,
             **({"train_overlap": self.train_overlap} if self.train_overlap is not None else {}),
             **({"provenance": ds.provenance} if ds.provenance else {}),
         }
@@ -360,4 +363,7 @@ def prepare_data(
     if leakage is not None and leakage.found and config.strict:
         raise DataError(leakage.summary(), "fix the splits, or drop --strict to train and list them in report.json")
     _refuse_if_strict(config, missing_class_changes(missing, len(ds.classes)))
-    return PreparedData(ds, adapter.name, data, root, origin, skipped, leakage, duplicates, conflicts, missing)
+    small_val = small_val_classes(ds) if check_leakage else []
+    return PreparedData(
+        ds, adapter.name, data, root, origin, skipped, leakage, duplicates, conflicts, missing, small_val=small_val
+    )

@@ -94,7 +94,7 @@ def _fold_data(prepared: PreparedData, train: list[Record], val: list[Record], i
     origin = {**prepared.split_origin, "val": f"fold {i + 1} of {k} of train+val (grouped)"}
     return replace(
         prepared, dataset=dataset, split_origin=origin, skipped=[], leakage=None, duplicates=[], label_conflicts=[],
-        missing_classes={},
+        missing_classes={}, small_val=[],
     )  # fmt: skip
 
 

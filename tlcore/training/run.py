@@ -23,6 +23,7 @@ from tlcore import cpu_memory, io_atomic, run_dirs
 from tlcore.config import RunConfig
 from tlcore.data.prepare import PreparedData, prepare_data
 from tlcore.data.train_images import write_train_images
+from tlcore.data.val_size import small_val_warning
 from tlcore.errors import ConfigError
 from tlcore.metrics.intervals import multilabel_intervals
 from tlcore.metrics.operating_point import evaluation_sections
@@ -173,6 +174,10 @@ def _open(
             state = load_resume_state(run_dir)
             if state is not None:
                 check_state_fits(TransferModel(pipe.backbone, first_head), state, run_dir)
+    # Advice, not a problem with the input: said once the run is known to go ahead.
+    small_val = small_val_warning(prepared.small_val, prepared.dataset)
+    if small_val:
+        warn(small_val)
     run = TrainingRun(
         host, config, data, run_dir, preset, resume, overwrite, run_id, started, started_at, prepared, pipe,
         objective, y, state,
