@@ -37,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from presets import RESULTS, WORK, _git, _machine, _scores
+from presets import RESULTS, WORK, Job, _git, _machine, _scores
 
 from tlcore.config import RunConfig
 from tlcore.data.prepare import prepare_data
@@ -138,7 +138,7 @@ def main() -> None:
     args = p.parse_args()
     os.environ.setdefault("TLCORE_CACHE", str(WORK / "cache"))  # the suite's decoded images
     for row in sources(args.results, args.dataset):
-        out = args.results / f"{row['dataset']}__{arm_of(row).replace('/', '-')}__s{row['seed']}.json"
+        out = args.results / f"{Job(row['modality'], row['dataset'], arm_of(row), row['seed']).key}.json"
         if out.exists():
             print(f"done  {out.name}")
             continue

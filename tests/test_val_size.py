@@ -21,8 +21,8 @@ def dataset(val: list[Record], classes: list[str], task: Task = "classification"
     return LabeledDataset(classes, {"train": list(val), "val": val, "test": list(val)}, task=task)
 
 
-def images(n: int, target: Any, group: Callable[[int], str | None] = lambda i: None, tag: str = "") -> list[Record]:
-    return [Record(f"{tag}{target}-{i}.png", target, group=group(i)) for i in range(n)]
+def images(n: int, target: Any, group: Callable[[int], str | None] = lambda i: None) -> list[Record]:
+    return [Record(f"{target}-{i}.png", target, group=group(i)) for i in range(n)]
 
 
 def test_a_class_with_few_val_images_is_named_with_what_one_image_is_worth() -> None:
