@@ -1,8 +1,10 @@
 """Cross-dataset preset suite: every preset on every development set of its modality, against two baselines.
 
 For each (data set, arm, seed) it trains once and writes one JSON to ``--results`` (default
-``docs/bench/presets/``). A run whose JSON exists is skipped, so the suite resumes where it stopped and can
-run across several sittings; ``--plan`` lists what is left. The arms on a data set are:
+``docs/bench/presets/``). A run whose JSON exists is skipped, and an interrupted ``tl train`` run continues
+from its last finished epoch (``tl train --resume``; each epoch has its own seed, so it ends where an
+uninterrupted run ends), so the suite can run across several sittings; ``--plan`` lists what is left. The
+commit recorded is that of the tlcore code (``-dirty`` only when tlcore or a plugin differs from it). The arms on a data set are:
 
 * every preset of the data set's modality (``tl train --preset P``, untouched unless ``--set`` is given,
   in which case the arm is named ``P+VARIANT``, its runs are kept apart, and their JSON holds val scores
@@ -124,12 +126,16 @@ def plan(modalities: list[str], datasets: list[str] | None, arms: list[str] | No
 
 
 def _git() -> str | None:
+    """The commit of the tlcore code that ran, ``-dirty`` when tlcore or a plugin differs from it
+    (the harness in benchmarks/ may be newer: it chooses and times runs, it does not train them)."""
     try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True,
-                             text=True, check=True)  # fmt: skip
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "tlcore", "plugins"], cwd=ROOT,
+                               check=False).returncode  # fmt: skip
     except (OSError, subprocess.CalledProcessError):
         return None
-    return out.stdout.strip()
+    return head + ("-dirty" if dirty else "")
 
 
 def _machine() -> dict[str, Any]:
@@ -158,7 +164,10 @@ def _scores(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def run_preset(job: Job, data: Path, work: Path, env: dict[str, str]) -> dict[str, Any]:
     run_dir = work / "runs" / job.key
-    if run_dir.exists():  # an interrupted attempt: start the run again from nothing
+    # An interrupted attempt that wrote its config continues where it stopped (tl train --resume: each epoch
+    # has its own seed, so it ends as an uninterrupted run would); one that did not starts from nothing.
+    resumed = (run_dir / "config.yaml").is_file()
+    if run_dir.exists() and not resumed:
         import shutil
 
         shutil.rmtree(run_dir)
@@ -170,15 +179,22 @@ def run_preset(job: Job, data: Path, work: Path, env: dict[str, str]) -> dict[st
     log = work / "logs" / f"{job.key}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    with log.open("w") as out:
-        rc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, check=False).returncode
+    with log.open("a" if resumed else "w") as out:
+        out.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} {'resumed' if resumed else 'started'}\n")
+        out.flush()
+        rc = subprocess.run(cmd + ["--resume"] * resumed, stdout=out, stderr=subprocess.STDOUT, env=env,
+                            check=False).returncode  # fmt: skip
     wall = time.perf_counter() - t0
     if rc != 0:
         raise RuntimeError(f"{shlex.join(cmd)} exited {rc}; log: {log}\n{log.read_text(errors='replace')[-1500:]}")
     report = json.loads((run_dir / "report.json").read_text())
+    timing = report.get("timing") or {}
     return {
         "command": shlex.join(["tl", *cmd[1:]]),
-        "wall_s": wall,
+        # A resumed run's own clock (its epochs before the interruption, and this attempt) stands in for
+        # the wall clock, which the interruption split.
+        "wall_s": float(timing.get("total_s") or wall) if resumed else wall,
+        "resumed": resumed,
         "val": _scores(report["val"]),
         "test": _scores(report["test"]),
         "report_timing": report.get("timing"),

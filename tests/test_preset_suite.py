@@ -1,0 +1,113 @@
+"""benchmarks/presets.py: an interrupted preset run continues with ``tl train --resume`` (one that never
+wrote its config starts again from nothing); the commit it records is that of the tlcore code.
+
+``tl`` itself is replaced by a stand-in that records its command line and writes a report: what
+``--resume`` does to the model is held by tests/test_resume.py."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "presets.py"
+SCORES = {"accuracy": 0.9, "balanced_accuracy": 0.8, "per_class": {"a": {"recall": 0.8}}}
+
+
+@pytest.fixture(scope="module")
+def suite() -> Iterator[ModuleType]:
+    spec = importlib.util.spec_from_file_location("preset_suite", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    path = list(sys.path)  # the script puts benchmarks/ first on sys.path: undone after these tests
+    sys.modules[spec.name] = module  # its dataclasses look their module up by name
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.path[:] = path
+        del sys.modules[spec.name]
+
+
+@pytest.fixture
+def calls(suite: ModuleType, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Each ``tl`` command line the suite runs; the stand-in writes the report a run leaves."""
+    seen: list[list[str]] = []
+
+    def fake_run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        seen.append(cmd)
+        run_dir = Path(cmd[cmd.index("--output") + 1])
+        run_dir.mkdir(parents=True, exist_ok=True)
+        report = {"val": SCORES, "test": SCORES, "config": {"epochs": 4}, "timing": {"total_s": 1234.5}}
+        (run_dir / "report.json").write_text(json.dumps(report))
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(suite.subprocess, "run", fake_run)
+    return seen
+
+
+def job(suite: ModuleType) -> Any:
+    return suite.Job("medical", "busbra", "medical/breast-ultrasound+ema", 0, ("ema=0.998",))
+
+
+def test_an_interrupted_run_that_wrote_its_config_is_resumed_not_deleted(
+    suite: ModuleType, calls: list[list[str]], tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "runs" / job(suite).key
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text("config: {}\n")
+    (run_dir / "checkpoint_state.pt").write_bytes(b"epochs already trained")
+
+    result = suite.run_preset(job(suite), tmp_path / "data", tmp_path, env={})
+
+    assert calls[0][-1] == "--resume" and calls[0].count("--resume") == 1
+    assert (run_dir / "checkpoint_state.pt").read_bytes() == b"epochs already trained"
+    assert result["resumed"] is True
+    assert result["wall_s"] == 1234.5  # the run's own clock, across the interruption
+    assert "--resume" not in result["command"]  # the command that reproduces the run
+    assert "resumed" in (tmp_path / "logs" / f"{job(suite).key}.log").read_text()
+
+
+def test_a_run_that_never_wrote_its_config_starts_again_from_nothing(
+    suite: ModuleType, calls: list[list[str]], tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "runs" / job(suite).key
+    run_dir.mkdir(parents=True)
+    (run_dir / "stray").write_text("left by an attempt killed before it wrote anything")
+
+    result = suite.run_preset(job(suite), tmp_path / "data", tmp_path, env={})
+
+    assert "--resume" not in calls[0]
+    assert not (run_dir / "stray").exists()
+    assert result["resumed"] is False
+    assert calls[0][calls[0].index("--preset") + 1] == "medical/breast-ultrasound"
+    assert calls[0][-2:] == ["--set", "ema=0.998"]
+
+
+def test_the_recorded_commit_is_dirty_only_when_tlcore_or_a_plugin_differs(
+    suite: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    for path in ("tlcore/a.py", "plugins/medical/b.py", "benchmarks/presets.py"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "c")
+    monkeypatch.setattr(suite, "ROOT", tmp_path)
+    head = suite._git()
+    assert head and not head.endswith("-dirty")
+
+    (tmp_path / "benchmarks/presets.py").write_text("x = 2\n")  # the harness: the code that trained is the same
+    assert suite._git() == head
+    (tmp_path / "plugins/medical/b.py").write_text("x = 2\n")
+    assert suite._git() == head + "-dirty"
