@@ -57,18 +57,24 @@ def job(suite: ModuleType) -> Any:
     return suite.Job("medical", "busbra", "medical/breast-ultrasound+ema", 0, ("ema=0.998",))
 
 
+def leftover(suite: ModuleType, work: Path, files: dict[str, bytes]) -> Path:
+    """The run directory an interrupted attempt left in ``work``, holding ``files``."""
+    run_dir = work / "runs" / job(suite).key
+    run_dir.mkdir(parents=True)
+    for name, content in files.items():
+        (run_dir / name).write_bytes(content)
+    return run_dir
+
+
 def test_an_interrupted_run_that_wrote_its_config_is_resumed_not_deleted(
     suite: ModuleType, calls: list[list[str]], tmp_path: Path
 ) -> None:
-    run_dir = tmp_path / "runs" / job(suite).key
-    run_dir.mkdir(parents=True)
-    (run_dir / "config.yaml").write_text("config: {}\n")
-    (run_dir / "checkpoint_state.pt").write_bytes(b"epochs already trained")
+    run_dir = leftover(suite, tmp_path, {"config.yaml": b"config: {}\n", "checkpoint_state.pt": b"epochs trained"})
 
     result = suite.run_preset(job(suite), tmp_path / "data", tmp_path, env={})
 
     assert calls[0][-1] == "--resume" and calls[0].count("--resume") == 1
-    assert (run_dir / "checkpoint_state.pt").read_bytes() == b"epochs already trained"
+    assert (run_dir / "checkpoint_state.pt").read_bytes() == b"epochs trained"
     assert result["resumed"] is True
     assert result["wall_s"] == 1234.5  # the run's own clock, across the interruption
     assert "--resume" not in result["command"]  # the command that reproduces the run
@@ -78,9 +84,7 @@ def test_an_interrupted_run_that_wrote_its_config_is_resumed_not_deleted(
 def test_a_run_that_never_wrote_its_config_starts_again_from_nothing(
     suite: ModuleType, calls: list[list[str]], tmp_path: Path
 ) -> None:
-    run_dir = tmp_path / "runs" / job(suite).key
-    run_dir.mkdir(parents=True)
-    (run_dir / "stray").write_text("left by an attempt killed before it wrote anything")
+    run_dir = leftover(suite, tmp_path, {"stray": b"left by an attempt killed before it wrote anything"})
 
     result = suite.run_preset(job(suite), tmp_path / "data", tmp_path, env={})
 
