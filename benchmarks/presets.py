@@ -4,7 +4,8 @@ For each (data set, arm, seed) it trains once and writes one JSON to ``--results
 ``docs/bench/presets/``). A run whose JSON exists is skipped, and an interrupted ``tl train`` run continues
 from its last finished epoch (``tl train --resume``; each epoch has its own seed, so it ends where an
 uninterrupted run ends), so the suite can run across several sittings; ``--plan`` lists what is left. The
-commit recorded is that of the tlcore code (``-dirty`` only when tlcore or a plugin differs from it). The arms on a data set are:
+commit recorded is that of the tlcore code (``-dirty`` only when tlcore or a plugin differs from it).
+The arms on a data set are:
 
 * every preset of the data set's modality (``tl train --preset P``, untouched unless ``--set`` is given,
   in which case the arm is named ``P+VARIANT``, its runs are kept apart, and their JSON holds val scores
@@ -437,6 +438,11 @@ def table(results: Path) -> str:
     return "\n".join(lines)
 
 
+def plotted(arm: str) -> bool:
+    """Untouched presets and baselines, on a single split or out of fold; lever trials stay in the table."""
+    return all(v.startswith("cv") for v in arm.split("+")[1:])
+
+
 def plot(results: Path, out: Path) -> Path | None:
     import matplotlib
 
@@ -444,24 +450,44 @@ def plot(results: Path, out: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     cells = summarise(load_results(results))
-    datasets = [d for sets in SUITE.values() for d in sets if any(k[0] == d for k in cells)]
-    if not datasets:
+    rows = [[d for d in sets if any(k[0] == d and plotted(k[1]) for k in cells)] for sets in SUITE.values()]
+    rows = [r for r in rows if r]
+    if not rows:
         return None
-    fig, axes = plt.subplots(1, len(datasets), figsize=(3.2 * len(datasets), 4.2), squeeze=False, sharey=True)
-    for ax, dataset in zip(axes[0], datasets, strict=True):
-        arms = [a for (d, a) in cells if d == dataset]
-        arms.sort(key=lambda a: (a not in BASELINES, a))
-        val = [cells[(dataset, a)][f"val_{SCORE}"] or 0 for a in arms]
-        test = [cells[(dataset, a)][f"test_{SCORE}"] or 0 for a in arms]
-        xs = np.arange(len(arms))
-        ax.bar(xs - 0.2, val, 0.4, label="val")
-        ax.bar(xs + 0.2, test, 0.4, label="test")
-        ax.set_xticks(xs, [a.split("/")[-1] for a in arms], rotation=60, ha="right", fontsize=7)
-        ax.set_title(dataset, fontsize=8)
-        ax.set_ylim(0.4, 1.0)
-        ax.grid(axis="y", alpha=0.3)
-    axes[0][0].set_ylabel("balanced accuracy")
-    axes[0][0].legend(loc="upper right", fontsize=7)
+
+    def arms_of(dataset: str) -> list[str]:
+        arms = [a for (d, a) in cells if d == dataset and plotted(a)]
+        return sorted(arms, key=lambda a: ("+" in a, a.split("+")[0] not in BASELINES, a))
+
+    # One row per modality; a panel's width follows its number of arms, so labels do not overlap.
+    width = max(sum(len(arms_of(d)) + 1 for d in r) for r in rows)
+    fig = plt.figure(figsize=(0.42 * width + 1.5, 4.4 * len(rows)))
+    grid = fig.add_gridspec(len(rows), width)
+    first = None
+    for i, row in enumerate(rows):
+        at = 0
+        for dataset in row:
+            arms = arms_of(dataset)
+            ax = fig.add_subplot(grid[i, at : at + len(arms) + 1], sharey=first)
+            first = first or ax
+            at += len(arms) + 1
+            val = [cells[(dataset, a)][f"val_{SCORE}"] or 0 for a in arms]
+            test = [cells[(dataset, a)][f"test_{SCORE}"] or 0 for a in arms]
+            xs = np.arange(len(arms))
+            ax.bar(xs - 0.2, val, 0.4, label="val")
+            ax.bar(xs + 0.2, test, 0.4, label="test")
+            ax.set_xticks(xs, [a.split("/")[-1] for a in arms], rotation=60, ha="right", fontsize=7)
+            ax.set_title(dataset, fontsize=8)
+            ax.set_ylim(0.4, 1.0)
+            ax.grid(axis="y", alpha=0.3)
+            if ax is not first and at - len(arms) - 1 > 0:
+                ax.tick_params(labelleft=False)
+            else:
+                ax.set_ylabel("balanced accuracy")
+    assert first is not None
+    fig.legend(*first.get_legend_handles_labels(), loc="upper right", fontsize=8)
+    fig.suptitle("untouched presets and baselines (+cv3: out of fold on grouped folds; lever trials: see the table)",
+                 fontsize=8)  # fmt: skip
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
