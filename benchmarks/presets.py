@@ -435,7 +435,30 @@ def table(results: Path) -> str:
             if len(vals) == len(sets):
                 means.append(f"- {arm}: {_mean(vals):.3f}")
         lines += means or [f"- none yet: no arm has run on all {len(sets)} sets"]
+        lines += lever_gains(cells, sets)
     return "\n".join(lines)
+
+
+def lever_gains(cells: dict[tuple[str, str], dict[str, Any]], sets: dict[str, str]) -> list[str]:
+    """Each lever trial's val gain over its preset: over ``P+ctl`` (the untouched preset re-run) when that ran
+    at the lever's commit, else over the untouched row ``P`` (out of fold: ``P+cvK``)."""
+    out = []
+    for dataset in sets:
+        for (d, arm), c in sorted(cells.items()):
+            parts = arm.split("+")
+            cv = [parts.pop()] if c["out_of_fold"] else []
+            if d != dataset or len(parts) < 2 or parts[0] in BASELINES or parts[1] == "ctl":
+                continue
+            control = "+".join([parts[0], "ctl", *cv])
+            if cells.get((d, control), {}).get("commits") != c["commits"]:
+                control = "+".join([parts[0], *cv])
+            base = cells.get((d, control), {}).get(f"val_{SCORE}")
+            v = c[f"val_{SCORE}"]
+            if base is not None and v is not None:
+                gain = round(v - base, 3) + 0.0  # + 0.0: no "-0.000"
+                out.append(f"- {dataset}, {arm}: {v:.3f} ({gain:+.3f} against {control})")
+    head = "\nLever trials: val balanced accuracy, and its change against the preset without the lever:\n"
+    return [head, *out] if out else []
 
 
 def plotted(arm: str) -> bool:

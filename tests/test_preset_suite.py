@@ -115,3 +115,25 @@ def test_the_recorded_commit_is_dirty_only_when_tlcore_or_a_plugin_differs(
     assert suite._git() == head
     (tmp_path / "plugins/medical/b.py").write_text("x = 2\n")
     assert suite._git() == head + "-dirty"
+
+
+def test_a_lever_is_read_against_the_preset_rerun_at_its_commit_else_the_untouched_row(suite: ModuleType) -> None:
+    def cell(val: float, commit: str, out_of_fold: bool = False) -> dict[str, Any]:
+        return {"val_balanced_accuracy": val, "commits": [commit], "out_of_fold": out_of_fold}
+
+    p = "medical/breast-ultrasound"
+    cells = {
+        ("bus", p): cell(0.80, "old"),
+        ("bus", f"{p}+ctl"): cell(0.78, "new"),
+        ("bus", f"{p}+ema"): cell(0.79, "new"),  # same commit as +ctl: read against it
+        ("bus", f"{p}+plain-loss"): cell(0.77, "old"),  # no control at its commit: the untouched row
+        ("bus", f"{p}+cv3"): cell(0.70, "new", out_of_fold=True),
+        ("bus", f"{p}+tta-off+cv3"): cell(0.67, "tta", out_of_fold=True),
+        ("bus", "plain+cv3"): cell(0.60, "new", out_of_fold=True),  # a baseline: no lever
+    }
+    lines = suite.lever_gains(cells, {"bus": p})
+    assert lines[1:] == [
+        f"- bus, {p}+ema: 0.790 (+0.010 against {p}+ctl)",
+        f"- bus, {p}+plain-loss: 0.770 (-0.030 against {p})",
+        f"- bus, {p}+tta-off+cv3: 0.670 (-0.030 against {p}+cv3)",
+    ]
