@@ -443,11 +443,11 @@ def lever_gains(cells: dict[tuple[str, str], dict[str, Any]], sets: dict[str, st
     """Each lever trial's val gain over its preset: over ``P+ctl`` (the untouched preset re-run) when that ran
     at the lever's commit, else over the untouched row ``P`` (out of fold: ``P+cvK``)."""
     out = []
-    for dataset in sets:
-        for (d, arm), c in sorted(cells.items()):
+    for d in sets:
+        for arm, c in sorted((a, c) for (cd, a), c in cells.items() if cd == d):
             parts = arm.split("+")
             cv = [parts.pop()] if c["out_of_fold"] else []
-            if d != dataset or len(parts) < 2 or parts[0] in BASELINES or parts[1] == "ctl":
+            if len(parts) < 2 or parts[0] in BASELINES or parts[1] == "ctl":
                 continue
             control = "+".join([parts[0], "ctl", *cv])
             if cells.get((d, control), {}).get("commits") != c["commits"]:
@@ -456,7 +456,7 @@ def lever_gains(cells: dict[tuple[str, str], dict[str, Any]], sets: dict[str, st
             v = c[f"val_{SCORE}"]
             if base is not None and v is not None:
                 gain = round(v - base, 3) + 0.0  # + 0.0: no "-0.000"
-                out.append(f"- {dataset}, {arm}: {v:.3f} ({gain:+.3f} against {control})")
+                out.append(f"- {d}, {arm}: {v:.3f} ({gain:+.3f} against {control})")
     head = "\nLever trials: val balanced accuracy, and its change against the preset without the lever:\n"
     return [head, *out] if out else []
 
@@ -490,10 +490,10 @@ def plot(results: Path, out: Path) -> Path | None:
     for i, row in enumerate(rows):
         at = 0
         for dataset in row:
-            arms = arms_of(dataset)
-            ax = fig.add_subplot(grid[i, at : at + len(arms) + 1], sharey=first)
-            first = first or ax
+            arms, start = arms_of(dataset), at
             at += len(arms) + 1
+            ax = fig.add_subplot(grid[i, start:at], sharey=first)
+            first = first or ax
             val = [cells[(dataset, a)][f"val_{SCORE}"] or 0 for a in arms]
             test = [cells[(dataset, a)][f"test_{SCORE}"] or 0 for a in arms]
             xs = np.arange(len(arms))
@@ -503,7 +503,7 @@ def plot(results: Path, out: Path) -> Path | None:
             ax.set_title(dataset, fontsize=8)
             ax.set_ylim(0.4, 1.0)
             ax.grid(axis="y", alpha=0.3)
-            if ax is not first and at - len(arms) - 1 > 0:
+            if start > 0:  # the row's first panel carries the axis label
                 ax.tick_params(labelleft=False)
             else:
                 ax.set_ylabel("balanced accuracy")
