@@ -183,11 +183,12 @@ def run_preset(job: Job, data: Path, work: Path, env: dict[str, str]) -> dict[st
     with log.open("a" if resumed else "w") as out:
         out.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} {'resumed' if resumed else 'started'}\n")
         out.flush()
-        rc = subprocess.run(cmd + ["--resume"] * resumed, stdout=out, stderr=subprocess.STDOUT, env=env,
-                            check=False).returncode  # fmt: skip
+        # A resumed run takes its settings from its own config.yaml, so only the directory is passed.
+        run = [str(tl), "train", "--resume", str(run_dir), "--quiet"] if resumed else cmd
+        rc = subprocess.run(run, stdout=out, stderr=subprocess.STDOUT, env=env, check=False).returncode
     wall = time.perf_counter() - t0
     if rc != 0:
-        raise RuntimeError(f"{shlex.join(cmd)} exited {rc}; log: {log}\n{log.read_text(errors='replace')[-1500:]}")
+        raise RuntimeError(f"{shlex.join(run)} exited {rc}; log: {log}\n{log.read_text(errors='replace')[-1500:]}")
     report = json.loads((run_dir / "report.json").read_text())
     timing = report.get("timing") or {}
     return {

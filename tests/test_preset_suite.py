@@ -1,8 +1,8 @@
 """benchmarks/presets.py: an interrupted preset run continues with ``tl train --resume`` (one that never
 wrote its config starts again from nothing); the commit it records is that of the tlcore code.
 
-``tl`` itself is replaced by a stand-in that records its command line and writes a report: what
-``--resume`` does to the model is held by tests/test_resume.py."""
+``tl`` itself is replaced by a stand-in that parses its command line with the real parser and writes a
+report: what ``--resume`` does to the model is held by tests/test_resume.py."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
+from tlcore.cli import build_parser
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "presets.py"
 SCORES = {"accuracy": 0.9, "balanced_accuracy": 0.8, "per_class": {"a": {"recall": 0.8}}}
@@ -43,7 +45,8 @@ def calls(suite: ModuleType, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]
 
     def fake_run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
         seen.append(cmd)
-        run_dir = Path(cmd[cmd.index("--output") + 1])
+        args = build_parser().parse_args(cmd[1:])  # the real tl parser: a command tl would refuse fails here
+        run_dir = Path(args.resume or args.output)
         run_dir.mkdir(parents=True, exist_ok=True)
         report = {"val": SCORES, "test": SCORES, "config": {"epochs": 4}, "timing": {"total_s": 1234.5}}
         (run_dir / "report.json").write_text(json.dumps(report))
@@ -73,7 +76,7 @@ def test_an_interrupted_run_that_wrote_its_config_is_resumed_not_deleted(
 
     result = suite.run_preset(job(suite), tmp_path / "data", tmp_path, env={})
 
-    assert calls[0][-1] == "--resume" and calls[0].count("--resume") == 1
+    assert calls[0][1:] == ["train", "--resume", str(run_dir), "--quiet"]  # its settings are in its config.yaml
     assert (run_dir / "checkpoint_state.pt").read_bytes() == b"epochs trained"
     assert result["resumed"] is True
     assert result["wall_s"] == 1234.5  # the run's own clock, across the interruption
