@@ -373,6 +373,8 @@ def summarise(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any
             for m in ("accuracy", "balanced_accuracy", "auc"):
                 vals = [r[split][m] for r in runs if split in r and r[split].get(m) is not None]
                 cell[f"{split}_{m}"] = _mean(vals)
+        # Per seed, so a lever is compared with its control on the seeds both ran.
+        cell["val_by_seed"] = {r["seed"]: {m: r.get("val", {}).get(m) for m in (SCORE, "auc")} for r in runs}
         cell["wall_s"] = _mean([r["wall_s"] for r in runs])
         cell["commits"] = sorted({str(r.get("tlcore_git")) for r in runs})
         # Cross-validated (folds=K): val is out of fold over train+val, not the val split the baselines scored.
@@ -440,9 +442,15 @@ def table(results: Path) -> str:
     return "\n".join(lines)
 
 
+def _seed_mean(by_seed: dict[int, dict[str, float | None]], seeds: list[int], metric: str) -> float | None:
+    vals = [by_seed[s][metric] for s in seeds]
+    return None if None in vals else _mean([v for v in vals if v is not None])
+
+
 def lever_gains(cells: dict[tuple[str, str], dict[str, Any]], sets: dict[str, str]) -> list[str]:
     """Each lever trial's val gain over its preset: over ``P+ctl`` (the untouched preset re-run) when that ran
-    at the lever's commit, else over the untouched row ``P`` (out of fold: ``P+cvK``)."""
+    at the lever's commit, else over the untouched row ``P`` (out of fold: ``P+cvK``); on the seeds both ran,
+    in the protocol's score and in AUC (which moves less when a few images change side)."""
     out = []
     for d in sets:
         for arm, c in sorted((a, c) for (cd, a), c in cells.items() if cd == d):
@@ -453,12 +461,24 @@ def lever_gains(cells: dict[tuple[str, str], dict[str, Any]], sets: dict[str, st
             control = "+".join([parts[0], "ctl", *cv])
             if cells.get((d, control), {}).get("commits") != c["commits"]:
                 control = "+".join([parts[0], *cv])
-            base = cells.get((d, control), {}).get(f"val_{SCORE}")
-            v = c[f"val_{SCORE}"]
-            if base is not None and v is not None:
-                gain = round(v - base, 3) + 0.0  # + 0.0: no "-0.000"
-                out.append(f"- {d}, {arm}: {v:.3f} ({gain:+.3f} against {control})")
-    head = "\nLever trials: val balanced accuracy, and its change against the preset without the lever:\n"
+            if (d, control) not in cells:
+                continue
+            ours, theirs = c["val_by_seed"], cells[(d, control)]["val_by_seed"]
+            seeds = sorted(set(ours) & set(theirs))
+            if not seeds:
+                continue
+            v, base = _seed_mean(ours, seeds, SCORE), _seed_mean(theirs, seeds, SCORE)
+            if v is None or base is None:
+                continue
+            auc, auc_base = _seed_mean(ours, seeds, "auc"), _seed_mean(theirs, seeds, "auc")
+            auc_part = f"; AUC {auc - auc_base:+.3f}" if auc is not None and auc_base is not None else ""
+            gain = round(v - base, 3) + 0.0  # + 0.0: no "-0.000"
+            seed_part = f"seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}"
+            out.append(f"- {d}, {arm}: {v:.3f} ({gain:+.3f} against {control}{auc_part}; {seed_part})")
+    head = (
+        "\nLever trials: val balanced accuracy, and its change (and the change in val AUC) against the preset "
+        "without the lever, on the seeds both ran:\n"
+    )
     return [head, *out] if out else []
 
 

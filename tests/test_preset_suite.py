@@ -121,14 +121,15 @@ def test_the_recorded_commit_is_dirty_only_when_tlcore_or_a_plugin_differs(
 
 
 def test_a_lever_is_read_against_the_preset_rerun_at_its_commit_else_the_untouched_row(suite: ModuleType) -> None:
-    def cell(val: float, commit: str, out_of_fold: bool = False) -> dict[str, Any]:
-        return {"val_balanced_accuracy": val, "commits": [commit], "out_of_fold": out_of_fold}
+    def cell(val: float, commit: str, out_of_fold: bool = False, auc: float = 0.9) -> dict[str, Any]:
+        by_seed = {0: {"balanced_accuracy": val, "auc": auc}}
+        return {"val_by_seed": by_seed, "commits": [commit], "out_of_fold": out_of_fold}
 
     p = "medical/breast-ultrasound"
     cells = {
         ("bus", p): cell(0.80, "old"),
         ("bus", f"{p}+ctl"): cell(0.78, "new"),
-        ("bus", f"{p}+ema"): cell(0.79, "new"),  # same commit as +ctl: read against it
+        ("bus", f"{p}+ema"): cell(0.79, "new", auc=0.93),  # same commit as +ctl: read against it
         ("bus", f"{p}+plain-loss"): cell(0.77, "old"),  # no control at its commit: the untouched row
         ("bus", f"{p}+cv3"): cell(0.70, "new", out_of_fold=True),
         ("bus", f"{p}+tta-off+cv3"): cell(0.67, "tta", out_of_fold=True),
@@ -136,7 +137,16 @@ def test_a_lever_is_read_against_the_preset_rerun_at_its_commit_else_the_untouch
     }
     lines = suite.lever_gains(cells, {"bus": p})
     assert lines[1:] == [
-        f"- bus, {p}+ema: 0.790 (+0.010 against {p}+ctl)",
-        f"- bus, {p}+plain-loss: 0.770 (-0.030 against {p})",
-        f"- bus, {p}+tta-off+cv3: 0.670 (-0.030 against {p}+cv3)",
+        f"- bus, {p}+ema: 0.790 (+0.010 against {p}+ctl; AUC +0.030; seed 0)",
+        f"- bus, {p}+plain-loss: 0.770 (-0.030 against {p}; AUC +0.000; seed 0)",
+        f"- bus, {p}+tta-off+cv3: 0.670 (-0.030 against {p}+cv3; AUC +0.000; seed 0)",
     ]
+
+    # A control with a second seed: the lever (seed 0 only) is read against the control's seed 0, not its mean.
+    cells[("bus", f"{p}+ctl")]["val_by_seed"][1] = {"balanced_accuracy": 0.84, "auc": 0.95}
+    ema_seed0 = f"- bus, {p}+ema: 0.790 (+0.010 against {p}+ctl; AUC +0.030; seed 0)"
+    assert suite.lever_gains(cells, {"bus": p})[1] == ema_seed0
+    cells[("bus", f"{p}+ema")]["val_by_seed"][1] = {"balanced_accuracy": 0.80, "auc": 0.95}
+    assert suite.lever_gains(cells, {"bus": p})[1] == (
+        f"- bus, {p}+ema: 0.795 (-0.015 against {p}+ctl; AUC +0.015; seeds 0, 1)"
+    )
