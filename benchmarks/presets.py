@@ -374,7 +374,10 @@ def summarise(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any
                 vals = [r[split][m] for r in runs if split in r and r[split].get(m) is not None]
                 cell[f"{split}_{m}"] = _mean(vals)
         # Per seed, so a lever is compared with its control on the seeds both ran.
-        cell["val_by_seed"] = {r["seed"]: {m: r.get("val", {}).get(m) for m in (SCORE, "auc")} for r in runs}
+        cell["val_by_seed"] = {
+            r["seed"]: {**{m: r.get("val", {}).get(m) for m in (SCORE, "auc")}, "commit": r.get("tlcore_git")}
+            for r in runs
+        }
         cell["wall_s"] = _mean([r["wall_s"] for r in runs])
         cell["commits"] = sorted({str(r.get("tlcore_git")) for r in runs})
         # Cross-validated (folds=K): val is out of fold over train+val, not the val split the baselines scored.
@@ -442,15 +445,17 @@ def table(results: Path) -> str:
     return "\n".join(lines)
 
 
-def _seed_mean(by_seed: dict[int, dict[str, float | None]], seeds: list[int], metric: str) -> float | None:
+def _seed_mean(by_seed: dict[int, dict[str, Any]], seeds: list[int], metric: str) -> float | None:
     vals = [by_seed[s][metric] for s in seeds]
     return None if None in vals else _mean([v for v in vals if v is not None])
 
 
 def lever_gains(cells: dict[tuple[str, str], dict[str, Any]], sets: dict[str, str]) -> list[str]:
     """Each lever trial's val gain over its preset: over ``P+ctl`` (the untouched preset re-run) when that ran
-    at the lever's commit, else over the untouched row ``P`` (out of fold: ``P+cvK``); on the seeds both ran,
-    in the protocol's score and in AUC (which moves less when a few images change side)."""
+    at one of the lever's commits, else over the untouched row ``P`` (out of fold: ``P+cvK``); on the seeds both
+    ran, in the protocol's score and in AUC (which moves less when a few images change side). A seed that the
+    lever and ``P+ctl`` ran at different commits is named, since a change of code alone can move one split's
+    score (the untouched row is an older commit by design)."""
     out = []
     for d in sets:
         for arm, c in sorted((a, c) for (cd, a), c in cells.items() if cd == d):
@@ -459,7 +464,7 @@ def lever_gains(cells: dict[tuple[str, str], dict[str, Any]], sets: dict[str, st
             if len(parts) < 2 or parts[0] in BASELINES or parts[1] == "ctl":
                 continue
             control = "+".join([parts[0], "ctl", *cv])
-            if cells.get((d, control), {}).get("commits") != c["commits"]:
+            if not set(cells.get((d, control), {}).get("commits", [])) & set(c["commits"]):
                 control = "+".join([parts[0], *cv])
             if (d, control) not in cells:
                 continue
@@ -474,6 +479,9 @@ def lever_gains(cells: dict[tuple[str, str], dict[str, Any]], sets: dict[str, st
             auc_part = f"; AUC {auc - auc_base:+.3f}" if auc is not None and auc_base is not None else ""
             gain = round(v - base, 3) + 0.0  # + 0.0: no "-0.000"
             seed_part = f"seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}"
+            for s in seeds if control.split("+")[1:2] == ["ctl"] else []:  # the control meant to share the code
+                if ours[s].get("commit") != theirs[s].get("commit"):
+                    seed_part += f"; seed {s} at two commits: {ours[s].get('commit')}, {theirs[s].get('commit')}"
             out.append(f"- {d}, {arm}: {v:.3f} ({gain:+.3f} against {control}{auc_part}; {seed_part})")
     head = (
         "\nLever trials: val balanced accuracy, and its change (and the change in val AUC) against the preset "

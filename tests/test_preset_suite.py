@@ -150,3 +150,14 @@ def test_a_lever_is_read_against_the_preset_rerun_at_its_commit_else_the_untouch
     assert suite.lever_gains(cells, {"bus": p})[1] == (
         f"- bus, {p}+ema: 0.795 (-0.015 against {p}+ctl; AUC +0.015; seeds 0, 1)"
     )
+
+    # The lever's second seed ran at a later commit: the control that shares its first commit still stands,
+    # and the seed compared across two commits is named.
+    cells[("bus", f"{p}+ema")]["val_by_seed"][1]["commit"] = "newer"
+    cells[("bus", f"{p}+ema")]["commits"] = ["new", "newer"]
+    cells[("bus", f"{p}+ctl")]["val_by_seed"][1]["commit"] = "new"
+    cells[("bus", f"{p}+ctl")]["val_by_seed"][0]["commit"] = "new"
+    cells[("bus", f"{p}+ema")]["val_by_seed"][0]["commit"] = "new"
+    assert suite.lever_gains(cells, {"bus": p})[1] == (
+        f"- bus, {p}+ema: 0.795 (-0.015 against {p}+ctl; AUC +0.015; seeds 0, 1; seed 1 at two commits: newer, new)"
+    )
