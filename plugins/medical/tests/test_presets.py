@@ -126,8 +126,8 @@ def test_presets_carry_their_modality_choices(host: PluginHost) -> None:
     assert settings["medical/breast-ultrasound"]["augmentation"] == "medical/ultrasound"
     assert settings["medical/breast-ultrasound"]["positive_class"] == "malignant"
     # the ultrasound image's whole short side at its stored size, not the middle of it
-    assert (settings["medical/breast-ultrasound"]["image_size"], settings["medical/breast-ultrasound"]["crop_pct"]) \
-        == (256, 1.0)
+    ultrasound = settings["medical/breast-ultrasound"]
+    assert (ultrasound["image_size"], ultrasound["crop_pct"]) == (256, 1.0)
     assert "image_size" not in settings["medical/skin-lesion"]
     # mirrored test-time views exactly where the training augmentation mirrors too
     for name in PRESETS:
