@@ -464,7 +464,8 @@ def lever_gains(cells: dict[tuple[str, str], dict[str, Any]], sets: dict[str, st
             if len(parts) < 2 or parts[0] in BASELINES or parts[1] == "ctl":
                 continue
             control = "+".join([parts[0], "ctl", *cv])
-            if not set(cells.get((d, control), {}).get("commits", [])) & set(c["commits"]):
+            rerun = bool(set(cells.get((d, control), {}).get("commits", [])) & set(c["commits"]))
+            if not rerun:
                 control = "+".join([parts[0], *cv])
             if (d, control) not in cells:
                 continue
@@ -479,7 +480,7 @@ def lever_gains(cells: dict[tuple[str, str], dict[str, Any]], sets: dict[str, st
             auc_part = f"; AUC {auc - auc_base:+.3f}" if auc is not None and auc_base is not None else ""
             gain = round(v - base, 3) + 0.0  # + 0.0: no "-0.000"
             seed_part = f"seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}"
-            for s in seeds if control.split("+")[1:2] == ["ctl"] else []:  # the control meant to share the code
+            for s in seeds if rerun else []:  # only P+ctl is meant to share the lever's code
                 if ours[s].get("commit") != theirs[s].get("commit"):
                     seed_part += f"; seed {s} at two commits: {ours[s].get('commit')}, {theirs[s].get('commit')}"
             out.append(f"- {d}, {arm}: {v:.3f} ({gain:+.3f} against {control}{auc_part}; {seed_part})")
